@@ -1,0 +1,55 @@
+// swift-tools-version: 6.0
+// Swiftlet: the user-space half of a KVM hypervisor.
+// Layers, lowest first: CKVM (C headers) → KVM (ioctl bindings) and GuestMemory → Boot, Devices → Swiftlet (the VMM
+// library) → SwiftletCLI (the `swiftlet` executable). Lower layers never import higher ones.
+import PackageDescription
+
+let package = Package(
+    name: "Swiftlet",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "swiftlet", targets: ["SwiftletCLI"]),
+        .library(name: "Swiftlet", targets: ["Swiftlet"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        // <linux/kvm.h>, request numbers and fixed-arity ioctl helpers. Nothing else.
+        .target(name: "CKVM"),
+        // Guest physical memory: mmap'd regions behind bounds-checked accessors.
+        .target(name: "GuestMemory", dependencies: [
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+        // Safe Swift over the KVM system / VM / vCPU ioctls.
+        .target(name: "KVM", dependencies: [
+            "CKVM", "GuestMemory",
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+        // Linux boot protocol: bzImage / ELF / PVH loaders, zero page, e820, GDT, page tables.
+        .target(name: "Boot", dependencies: ["GuestMemory"]),
+        // Buses and emulated devices (legacy PC devices now; PCI and virtio later).
+        .target(name: "Devices", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The VMM library: configuration, builder, vCPU threads, exit dispatch, lifecycle.
+        .target(name: "Swiftlet", dependencies: [
+            "KVM", "GuestMemory", "Boot", "Devices",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+        .executableTarget(name: "SwiftletCLI", dependencies: [
+            "Swiftlet",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory"]),
+        .testTarget(name: "BootTests", dependencies: ["Boot", "GuestMemory"]),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
+        .testTarget(name: "KVMTests", dependencies: ["Swiftlet", "KVM", "GuestMemory", "Boot", "Devices"]),
+        .testTarget(name: "EndToEndTests", dependencies: []),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+int ckvm_placeholder;

@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SystemPackage
+
+/// One contiguous piece of guest RAM backed by an anonymous private mapping.
+///
+/// AUDITED UNSAFE FILE: this is the only place that holds a host pointer to guest RAM. Every access goes
+/// through `hostOffset(of:length:)`, which proves that `[address, address + length)` lies inside the
+/// region with overflow-checked arithmetic before any pointer is formed.
+public final class MemoryRegion: @unchecked Sendable {
+    // SAFETY of @unchecked Sendable: `base` and `size` never change after init; the mapping lives until
+    // deinit. Concurrent access to the bytes themselves is the guest's (and the devices') business, as on
+    // real hardware; the VMM never relies on it for its own invariants.
+    public let guestBase: GuestAddress
+    public let size: UInt64
+    private let base: UnsafeMutableRawPointer
+
+    /// Maps `size` bytes of zeroed anonymous memory for guest-physical `[guestBase, guestBase + size)`.
+    public init(guestBase: GuestAddress, size: UInt64) throws(GuestMemoryError) {
+        guard size > 0, size <= UInt64(Int.max), guestBase.checkedAdding(size) != nil else {
+            throw .invalidLayout("region at \(guestBase) of size \(size)")
+        }
+        // MAP_NORESERVE: guest RAM is touched lazily; a 4 GiB guest that uses 100 MiB costs 100 MiB.
+        let pointer = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let pointer, pointer != MAP_FAILED else {
+            throw .mapFailed(size: size, errno: Errno(rawValue: errno))
+        }
+        self.guestBase = guestBase
+        self.size = size
+        self.base = pointer
+    }
+
+    deinit {
+        munmap(base, Int(size))
+    }
+
+    /// One past the last guest address in the region.
+    public var end: GuestAddress { guestBase.adding(size) }
+
+    /// The offset of `address` inside this region if `[address, address + length)` fits wholly inside it.
+    @inline(__always)
+    func hostOffset(of address: GuestAddress, length: UInt64) -> Int? {
+        guard address.rawValue >= guestBase.rawValue else { return nil }
+        let offset = address.rawValue - guestBase.rawValue
+        let (last, overflow) = offset.addingReportingOverflow(length)
+        guard !overflow, last <= size else { return nil }
+        return Int(offset)
+    }
+
+    /// Host virtual address of the mapping, for KVM_SET_USER_MEMORY_REGION only. `package` so that it never
+    /// leaves this package: clients of the library cannot reach guest RAM except through checked accessors.
+    package var hostAddressForKVM: UInt64 { UInt64(UInt(bitPattern: base)) }
+
+    // MARK: - Checked primitive accesses (offsets already proven by hostOffset)
+
+    @inline(__always)
+    func copyOut(offset: Int, into destination: UnsafeMutableRawBufferPointer) {
+        // SAFETY: hostOffset proved offset + destination.count <= size.
+        destination.baseAddress?.copyMemory(from: base + offset, byteCount: destination.count)
+    }
+
+    @inline(__always)
+    func copyIn(offset: Int, from source: UnsafeRawBufferPointer) {
+        // SAFETY: hostOffset proved offset + source.count <= size.
+        guard let src = source.baseAddress else { return }
+        (base + offset).copyMemory(from: src, byteCount: source.count)
+    }
+
+    @inline(__always)
+    func loadLittleEndian<T: FixedWidthInteger>(_: T.Type, offset: Int) -> T {
+        // SAFETY: hostOffset proved offset + MemoryLayout<T>.size <= size; loadUnaligned tolerates any alignment.
+        T(littleEndian: (base + offset).loadUnaligned(as: T.self))
+    }
+
+    @inline(__always)
+    func storeLittleEndian<T: FixedWidthInteger>(_ value: T, offset: Int) {
+        // SAFETY: as above.
+        (base + offset).storeBytes(of: value.littleEndian, as: T.self)
+    }
+
+    @inline(__always)
+    func zero(offset: Int, count: Int) {
+        // SAFETY: hostOffset proved offset + count <= size.
+        memset(base + offset, 0, count)
+    }
+
+    /// Runs `body` over a checked sub-range as a read-only buffer. `package`: for in-package fast paths
+    /// (device backends doing I/O straight into guest RAM); the buffer must not escape `body`.
+    package func withBytes<R>(offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: base + offset, count: count))
+    }
+
+    package func withMutableBytes<R>(offset: Int, count: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeMutableRawBufferPointer(start: base + offset, count: count))
+    }
+}
