@@ -30,13 +30,15 @@ let package = Package(
         ]),
         // Linux boot protocol: bzImage / ELF / PVH loaders, zero page, e820, GDT, page tables.
         .target(name: "Boot", dependencies: ["GuestMemory"]),
+        // ACPI tables (RSDP, XSDT, FADT, MADT, DSDT) generated per VM.
+        .target(name: "ACPI", dependencies: ["GuestMemory"]),
         // Buses and emulated devices (legacy PC devices now; PCI and virtio later).
         .target(name: "Devices", dependencies: [
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The VMM library: configuration, builder, vCPU threads, exit dispatch, lifecycle.
         .target(name: "Swiftlet", dependencies: [
-            "KVM", "GuestMemory", "Boot", "Devices",
+            "KVM", "GuestMemory", "Boot", "ACPI", "Devices",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
@@ -47,6 +49,7 @@ let package = Package(
         ]),
         .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "GuestMemory"]),
+        .testTarget(name: "ACPITests", dependencies: ["ACPI", "GuestMemory"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
         .testTarget(name: "KVMTests", dependencies: ["Swiftlet", "KVM", "GuestMemory", "Boot", "Devices"]),
         .testTarget(name: "EndToEndTests", dependencies: []),
