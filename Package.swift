@@ -13,7 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
@@ -52,6 +52,9 @@ let package = Package(
         .testTarget(name: "ACPITests", dependencies: ["ACPI", "GuestMemory"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
         .testTarget(name: "KVMTests", dependencies: ["Swiftlet", "KVM", "GuestMemory", "Boot", "Devices"]),
+        // Run the built `swiftlet` binary as a subprocess (swift test builds it first).
+        .testTarget(name: "CLITests", dependencies: []),
+        // Boot real kernels in the QEMU test host (scripts/testhost); skipped when it is not prepared.
         .testTarget(name: "EndToEndTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]

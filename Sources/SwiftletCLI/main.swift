@@ -1,1 +1,5 @@
-print("swiftlet")
+import Swiftlet
+
+// Timestamp first, before argument parsing: the origin of `--boot-timeline`.
+let processStart = BootTimeline.now()
+SwiftletCommand.main()

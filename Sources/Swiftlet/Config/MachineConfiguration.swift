@@ -1,0 +1,148 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything needed to build one guest, as a plain value with defaults. `validate()` runs before anything
+/// is built, so a bad value is reported without touching /dev/kvm.
+public struct MachineConfiguration: Sendable, Equatable {
+    public static let defaultMemory = MemorySize.mebibytes(512)
+    public static let maximumVCPUs = 64
+
+    /// What the guest runs: a Linux kernel (the normal case), or a raw code image (tiny test guests,
+    /// benchmarks).
+    public var payload: Payload
+    public var vcpuCount: Int
+    public var memory: MemorySize
+
+    public init(payload: Payload, vcpuCount: Int = 1, memory: MemorySize = MachineConfiguration.defaultMemory) {
+        self.payload = payload
+        self.vcpuCount = vcpuCount
+        self.memory = memory
+    }
+
+    /// A Linux guest with the given kernel.
+    public static func linux(kernel: String, initrd: String? = nil, commandLine: String = LinuxPayload.defaultCommandLine,
+                             vcpuCount: Int = 1, memory: MemorySize = defaultMemory) -> MachineConfiguration {
+        MachineConfiguration(payload: .linux(LinuxPayload(kernelPath: kernel, initrdPath: initrd, commandLine: commandLine)),
+                             vcpuCount: vcpuCount, memory: memory)
+    }
+
+    public enum Payload: Sendable, Equatable {
+        case linux(LinuxPayload)
+        case rawImage(RawImagePayload)
+    }
+
+    /// Checks every value that can be checked without building the VM. The kernel's format is checked
+    /// when it is read (`Machine.init`), also before any KVM object exists.
+    public func validate() throws(ConfigurationError) {
+        guard vcpuCount >= 1 else { throw .invalidVCPUCount(vcpuCount, reason: "a guest needs at least one vCPU") }
+        guard vcpuCount <= Self.maximumVCPUs else {
+            throw .invalidVCPUCount(vcpuCount, reason: "at most \(Self.maximumVCPUs) vCPUs are supported")
+        }
+        guard memory.bytes >= 16 << 20 else {
+            throw .invalidMemory(memory, reason: memory.bytes == 0 ? "memory size must be greater than zero" : "a guest needs at least 16 MiB")
+        }
+        guard memory.bytes % 4096 == 0 else { throw .invalidMemory(memory, reason: "memory size must be a multiple of 4 KiB") }
+        guard memory.bytes <= 1 << 40 else { throw .invalidMemory(memory, reason: "at most 1 TiB is supported") }
+        switch payload {
+        case let .linux(linux):
+            try Self.checkReadableFile(linux.kernelPath, role: "kernel")
+            if let initrd = linux.initrdPath { try Self.checkReadableFile(initrd, role: "initrd") }
+            guard !linux.commandLine.utf8.contains(0) else { throw .invalidCommandLine("the command line contains a NUL byte") }
+        case let .rawImage(raw):
+            try Self.checkReadableFile(raw.path, role: "raw image")
+            guard vcpuCount == 1 else { throw .invalidVCPUCount(vcpuCount, reason: "raw images run on one vCPU") }
+        }
+    }
+
+    static func checkReadableFile(_ path: String, role: String) throws(ConfigurationError) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw .unreadableFile(role: role, path: path, reason: String(cString: strerror(errno))) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw .unreadableFile(role: role, path: path, reason: "not a regular file") }
+        guard access(path, R_OK) == 0 else { throw .unreadableFile(role: role, path: path, reason: String(cString: strerror(errno))) }
+        guard info.st_size > 0 else { throw .unreadableFile(role: role, path: path, reason: "the file is empty") }
+    }
+}
+
+/// A Linux kernel to boot, with its initrd and command line.
+public struct LinuxPayload: Sendable, Equatable {
+    /// How the kernel is entered.
+    public enum EntryPoint: String, Sendable, CaseIterable {
+        /// bzImage: unpack the payload in the host when possible, else its 64-bit entry; ELF: its entry.
+        case automatic
+        /// The PVH 32-bit entry of an ELF kernel with a XEN_ELFNOTE_PHYS32_ENTRY note.
+        case pvh
+    }
+
+    /// Used when no command line is given: console on COM1, reset through the i8042 on reboot, and reboot on
+    /// panic (which ends the VM rather than leaving it spinning).
+    public static let defaultCommandLine = "console=ttyS0 reboot=k panic=-1"
+
+    public var kernelPath: String
+    public var initrdPath: String?
+    public var commandLine: String
+    public var entryPoint: EntryPoint
+    /// Unpack a compressed bzImage payload in the host and load the vmlinux it holds (much faster on slow or
+    /// emulated CPUs than running the kernel's own decompressor).
+    public var unpackKernelInHost: Bool
+
+    public init(kernelPath: String, initrdPath: String? = nil, commandLine: String = LinuxPayload.defaultCommandLine,
+                entryPoint: EntryPoint = .automatic, unpackKernelInHost: Bool = true) {
+        self.kernelPath = kernelPath
+        self.initrdPath = initrdPath
+        self.commandLine = commandLine
+        self.entryPoint = entryPoint
+        self.unpackKernelInHost = unpackKernelInHost
+    }
+}
+
+/// A flat code image loaded at a fixed address and entered directly: the tiny guests of the tests and
+/// benchmarks. Such a machine has the same devices as a Linux guest, but no in-kernel interrupt controller,
+/// so a HLT ends it (`StopReason.halted`) instead of waiting for an interrupt.
+public struct RawImagePayload: Sendable, Equatable {
+    public enum Mode: String, Sendable, CaseIterable {
+        /// 16-bit real mode, CS = 0, entered at `RawImagePayload.loadAddress`.
+        case realMode = "real"
+        /// 64-bit long mode at CPL 0 with identity-mapped page tables.
+        case longMode = "long"
+        /// 64-bit long mode at CPL 3 (user mode), which runs natively even on nested-PVM hosts.
+        case userMode = "user"
+    }
+
+    /// Where the image is loaded and entered.
+    public static let loadAddress: UInt64 = 0x1000
+    /// Largest image (24 KiB): it must end below 0x7000, where the stack and the boot page tables begin.
+    public static let maximumSize = 0x6000
+    /// Initial stack pointer (stack grows down towards the image).
+    public static let stackTop: UInt64 = 0x8000
+
+    public var path: String
+    public var mode: Mode
+
+    public init(path: String, mode: Mode = .realMode) {
+        self.path = path
+        self.mode = mode
+    }
+}
+
+/// A configuration value that cannot work, named with the reason.
+public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
+    case invalidVCPUCount(Int, reason: String)
+    case invalidMemory(MemorySize, reason: String)
+    case unreadableFile(role: String, path: String, reason: String)
+    case invalidCommandLine(String)
+    case notAKernel(path: String, reason: String)
+    case defaultGuestMissing(directory: String)
+
+    public var description: String {
+        switch self {
+        case let .invalidVCPUCount(count, reason): return "invalid vCPU count \(count): \(reason)"
+        case let .invalidMemory(size, reason): return "invalid memory size \(size): \(reason)"
+        case let .unreadableFile(role, path, reason): return "cannot read \(role) \(path): \(reason)"
+        case let .invalidCommandLine(reason): return "invalid kernel command line: \(reason)"
+        case let .notAKernel(path, reason): return "\(path) is not a bootable kernel: \(reason)"
+        case let .defaultGuestMissing(directory):
+            return "no --kernel given and the default guest is not prepared (\(directory) is missing). Run `scripts/setup` first, or pass --kernel PATH [--initrd PATH]"
+        }
+    }
+}

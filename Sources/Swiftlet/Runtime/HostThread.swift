@@ -1,0 +1,74 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A POSIX thread running a closure, and the signal used to kick vCPU threads out of KVM_RUN.
+///
+/// AUDITED UNSAFE FILE: passes a retained closure box through pthread_create's void* argument; the box is
+/// released exactly once, by the new thread.
+final class HostThread: @unchecked Sendable {
+    // SAFETY of @unchecked Sendable: `thread` is written once in init, before the object is shared.
+    private var thread = pthread_t()
+
+    private final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
+
+    /// Starts `body` on a new thread named `name` (visible in `top -H` and /proc/PID/task/*/comm).
+    init(name: String, _ body: @escaping @Sendable () -> Void) throws(MachineError) {
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let result = pthread_create(&thread, nil, { argument in
+            let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
+            box.body()
+            return nil
+        }, box)
+        guard result == 0 else {
+            Unmanaged<Box>.fromOpaque(box).release()
+            throw .threadCreationFailed(name: name, errno: result)
+        }
+        _ = pthread_setname_np(thread, String(name.prefix(15)))
+    }
+
+    func join() { pthread_join(thread, nil) }
+
+    /// Interrupts a blocking system call in this thread (KVM_RUN returns EINTR).
+    func kick() { pthread_kill(thread, KickSignal.number) }
+}
+
+/// SIGUSR1 with an empty handler installed *without* SA_RESTART: delivering it to a vCPU thread makes KVM_RUN
+/// return EINTR, which the run loop reads as "check whether to stop". The handler does nothing, so it is
+/// trivially async-signal-safe.
+enum KickSignal {
+    static let number = SIGUSR1
+
+    static func install() {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        sigaction(number, &action, nil)
+    }
+}
+
+/// The termination signals the VMM handles by stopping the guest cleanly. They are blocked in every thread
+/// and read synchronously from a signalfd by the thread that waits for the machine to stop.
+enum TerminationSignals {
+    static let numbers: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+
+    static var set: sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for signal in numbers { sigaddset(&set, signal) }
+        return set
+    }
+
+    /// Blocks the termination signals in the calling thread (and so in threads it creates afterwards).
+    static func block() {
+        var mask = set
+        pthread_sigmask(SIG_BLOCK, &mask, nil)
+    }
+
+    /// Restores default delivery, e.g. for a library user after the machine stopped.
+    static func unblock() {
+        var mask = set
+        pthread_sigmask(SIG_UNBLOCK, &mask, nil)
+    }
+}

@@ -1,0 +1,91 @@
+import Devices
+import KVM
+import Logging
+
+/// One vCPU's run loop: KVM_RUN, then dispatch the exit to the port-I/O or MMIO bus, or stop the machine.
+///
+/// Runs on the vCPU's own thread. The hot path (port and MMIO exits) allocates nothing and takes no lock of
+/// its own: the buses are immutable values and each device guards only its own state.
+struct VCPURunner: Sendable {
+    let vcpu: VCPU
+    let portBus: PortIOBus
+    let mmioBus: MMIOBus
+    let stop: StopController
+    let timeline: BootTimeline
+    let logger: Logger
+
+    func run() {
+        if vcpu.id == 0 { timeline.mark(.firstGuestEntry) }
+        while true {
+            let exit: VCPUExit
+            do {
+                exit = try vcpu.run()
+            } catch {
+                stop.request(.hostError("vCPU \(vcpu.id): \(error)"))
+                return
+            }
+            switch exit {
+            case let .portOut(port, size, count):
+                for index in 0..<count {
+                    let value = vcpu.portOutValue(index: index, size: size)
+                    if !portBus.write(address: UInt64(port), width: size, value: value) {
+                        logger.debug("unclaimed port write", metadata: ["port": "\(hex(UInt64(port)))", "size": "\(size)", "value": "\(hex(value))"])
+                    }
+                }
+            case let .portIn(port, size, count):
+                for index in 0..<count {
+                    var value = portBus.read(address: UInt64(port), width: size)
+                    if value == nil {
+                        logger.debug("unclaimed port read", metadata: ["port": "\(hex(UInt64(port)))", "size": "\(size)"])
+                    }
+                    if value == nil { value = allOnes(size) }
+                    vcpu.setPortInValue(value!, index: index, size: size)
+                }
+            case let .mmioWrite(address, length, value):
+                if !mmioBus.write(address: address, width: length, value: value) {
+                    logger.debug("unclaimed MMIO write", metadata: ["address": "\(hex(address))", "size": "\(length)", "value": "\(hex(value))"])
+                }
+            case let .mmioRead(address, length):
+                var value = mmioBus.read(address: address, width: length)
+                if value == nil {
+                    logger.debug("unclaimed MMIO read", metadata: ["address": "\(hex(address))", "size": "\(length)"])
+                    value = allOnes(length)
+                }
+                vcpu.setMMIOReadValue(value!, length: length)
+            case .interrupted:
+                if stop.stopping.load(ordering: .acquiring) { return }
+            case .halt:
+                stop.request(.halted(vcpu: vcpu.id, rip: rip())); return
+            case .shutdown:
+                stop.request(.tripleFault(vcpu: vcpu.id, rip: rip())); return
+            case .systemEvent(.shutdown):
+                stop.request(.poweredOff); return
+            case .systemEvent(.reset):
+                stop.request(.reset); return
+            case .systemEvent(.crash):
+                stop.request(.guestCrashed(vcpu: vcpu.id)); return
+            case let .systemEvent(.other(type)):
+                stop.request(.unexpectedExit(vcpu: vcpu.id, detail: "system event \(type)")); return
+            case let .internalError(error):
+                stop.request(.internalError(vcpu: vcpu.id, rip: rip(), suberror: error.suberror, instruction: error.instructionBytes)); return
+            case let .failEntry(reason, _):
+                stop.request(.failedEntry(vcpu: vcpu.id, hardwareReason: reason)); return
+            case let .debug(exception, pc):
+                stop.request(.unexpectedExit(vcpu: vcpu.id, detail: "debug exit (exception \(exception), pc \(hex(pc)))")); return
+            case let .unknown(reason):
+                stop.request(.unexpectedExit(vcpu: vcpu.id, detail: "KVM_EXIT_UNKNOWN (hardware reason \(hex(reason)))")); return
+            case let .unhandled(reason):
+                stop.request(.unexpectedExit(vcpu: vcpu.id, detail: "exit reason \(reason)")); return
+            }
+        }
+    }
+
+    /// The instruction pointer, for stop messages (0 if it cannot be read).
+    private func rip() -> UInt64 { (try? vcpu.registers().rip) ?? 0 }
+
+    /// What an unclaimed read returns: all ones, as an ISA bus with nothing driving it.
+    @inline(__always)
+    private func allOnes(_ size: Int) -> UInt64 { size >= 8 ? .max : (1 << (8 * UInt64(max(size, 0)))) - 1 }
+
+    private func hex(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
+}

@@ -1,0 +1,130 @@
+import ArgumentParser
+import Logging
+import Swiftlet
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Boot a guest and attach its console to this terminal.",
+        discussion: """
+            Without --kernel, boots the default guest prepared by scripts/setup (the Debian cloud kernel and a \
+            busybox initramfs). The guest's console is the terminal: type Ctrl-A X to stop the VM. The exit \
+            status is 0 when the guest powers off or reboots, 3 halted, 4 triple fault, 5 KVM internal error, \
+            6 failed VM entry, 7 guest crash, 8 unexpected exit, 1 host error, 124 timeout, 128+N on signal N.
+            """
+    )
+
+    @Option(help: ArgumentHelp("Kernel to boot: a bzImage or an uncompressed ELF vmlinux.", valueName: "path"))
+    var kernel: String?
+
+    @Option(help: ArgumentHelp("Initial RAM disk (cpio archive, optionally compressed).", valueName: "path"))
+    var initrd: String?
+
+    @Option(help: ArgumentHelp("Kernel command line (default: \"\(LinuxPayload.defaultCommandLine)\").", valueName: "string"))
+    var cmdline: String?
+
+    @Option(help: "Number of vCPUs (1-\(MachineConfiguration.maximumVCPUs)).")
+    var cpus: Int = 1
+
+    @Option(help: ArgumentHelp("Guest RAM, e.g. 512M or 2G (a bare number is MiB).", valueName: "size"))
+    var memory: String = "512M"
+
+    @Option(help: ArgumentHelp("Kernel entry: automatic, or pvh (ELF kernels with a PVH note).", valueName: "entry"))
+    var entry: String = LinuxPayload.EntryPoint.automatic.rawValue
+
+    @Flag(help: "Run a bzImage's own decompressor instead of unpacking its payload in the host.")
+    var noUnpack = false
+
+    @Option(help: ArgumentHelp("Run a raw code image instead of Linux (tiny test guests).", valueName: "path"))
+    var raw: String?
+
+    @Option(help: ArgumentHelp("Mode a raw image starts in: real, long or user.", valueName: "mode"))
+    var rawMode: String = RawImagePayload.Mode.realMode.rawValue
+
+    @Option(help: ArgumentHelp("Stop the guest after this many seconds (exit status 124).", valueName: "seconds"))
+    var timeout: Double?
+
+    @Flag(help: "Print, at exit, the time to the first guest instruction, first console byte and stop.")
+    var bootTimeline = false
+
+    @Flag(name: .shortAndLong, help: "Log what the VMM does, including unclaimed device accesses.")
+    var verbose = false
+
+    func validate() throws {
+        guard cpus >= 1 else { throw ValidationError("--cpus must be at least 1 (got \(cpus))") }
+        guard cpus <= MachineConfiguration.maximumVCPUs else {
+            throw ValidationError("--cpus \(cpus) is more than the \(MachineConfiguration.maximumVCPUs) vCPUs Swiftlet supports")
+        }
+        guard let size = MemorySize(parsing: memory) else {
+            throw ValidationError("--memory \(memory) is not a size: use a number with a unit, like 512M or 2G")
+        }
+        guard size.bytes > 0 else { throw ValidationError("--memory must be greater than zero") }
+        guard LinuxPayload.EntryPoint(rawValue: entry) != nil else {
+            throw ValidationError("--entry must be one of: \(LinuxPayload.EntryPoint.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard RawImagePayload.Mode(rawValue: rawMode) != nil else {
+            throw ValidationError("--raw-mode must be one of: \(RawImagePayload.Mode.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if raw != nil, kernel != nil { throw ValidationError("--raw and --kernel exclude each other") }
+        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
+    }
+
+    func run() throws {
+        LoggingSystem.bootstrap { label in
+            var handler = ConsoleLogHandler(label: label)
+            handler.logLevel = verbose ? .debug : .info
+            return handler
+        }
+        let logger = Logger(label: "swiftlet")
+        do {
+            let configuration = try makeConfiguration()
+            if case .linux = configuration.payload, HostKind.detect() == .nestedPVM {
+                logger.warning("\(HostKind.pvmWarning)")
+            }
+            let timeline = BootTimeline(origin: processStart)
+            let machine = try Machine(configuration: configuration, timeline: timeline, logger: logger)
+            for line in machine.bootLog { logger.info("\(line)") }
+            let reason = machine.run(timeout: timeout)
+            if bootTimeline { printError(timeline.report) }
+            if reason.isClean {
+                logger.info("\(reason)")
+            } else {
+                logger.error("\(reason)")
+            }
+            throw ExitCode(reason.exitCode)
+        } catch let error as MachineError {
+            logger.error("\(error)")
+            throw ExitCode.failure
+        } catch let error as ConfigurationError {
+            logger.error("\(error)")
+            throw ExitCode.failure
+        }
+    }
+
+    private func makeConfiguration() throws(ConfigurationError) -> MachineConfiguration {
+        let size = MemorySize(parsing: memory)!   // checked in validate()
+        if let raw {
+            return MachineConfiguration(payload: .rawImage(RawImagePayload(path: raw, mode: RawImagePayload.Mode(rawValue: rawMode)!)),
+                                        vcpuCount: cpus, memory: size)
+        }
+        var kernelPath = kernel
+        var initrdPath = initrd
+        if kernelPath == nil {
+            let defaults = try DefaultGuest.paths()
+            kernelPath = defaults.kernel
+            if initrdPath == nil { initrdPath = defaults.initrd }
+        }
+        let payload = LinuxPayload(kernelPath: kernelPath!, initrdPath: initrdPath,
+                                   commandLine: cmdline ?? LinuxPayload.defaultCommandLine,
+                                   entryPoint: LinuxPayload.EntryPoint(rawValue: entry)!, unpackKernelInHost: !noUnpack)
+        return MachineConfiguration(payload: .linux(payload), vcpuCount: cpus, memory: size)
+    }
+}
+
+func printError(_ text: String) {
+    var line = text + "\n"
+    line.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
+}

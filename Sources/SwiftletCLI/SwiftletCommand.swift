@@ -1,0 +1,18 @@
+import ArgumentParser
+import Swiftlet
+
+struct SwiftletCommand: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "swiftlet",
+        abstract: "Run Linux guests on KVM.",
+        discussion: """
+            Swiftlet boots an unmodified x86-64 Linux kernel through /dev/kvm with the guest's serial console on \
+            this terminal. Type Ctrl-A X to stop the guest.
+            """,
+        version: version,
+        subcommands: [RunCommand.self],
+        defaultSubcommand: nil
+    )
+}
