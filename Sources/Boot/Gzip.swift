@@ -27,12 +27,14 @@ public enum Gzip {
             }
         }
 
-        let fixed = try take(10)
-        let bytes = Array(fixed)
+        // ID1 ID2 CM FLG MTIME(4) XFL OS
+        let bytes = Array(try take(10))
+        position = base
         guard bytes[0] == 0x1f, bytes[1] == 0x8b else { throw fail("no gzip magic (1f 8b)") }
         guard bytes[2] == 8 else { throw fail("compression method \(bytes[2]) (only 8, deflate, exists)") }
         let flags = bytes[3]
         guard flags & reservedFlags == 0 else { throw fail("reserved header flags set (0x\(String(flags, radix: 16)))") }
+        position = base + 10
         if flags & flagExtra != 0 {
             let lengthBytes = try take(2)
             let length = Int(lengthBytes[lengthBytes.startIndex]) | Int(lengthBytes[lengthBytes.startIndex + 1]) << 8
