@@ -48,7 +48,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory"]),
-        .testTarget(name: "BootTests", dependencies: ["Boot", "GuestMemory"]),
+        .testTarget(name: "BootTests", dependencies: ["Boot", "GuestMemory"], exclude: ["Fixtures"]),
         .testTarget(name: "ACPITests", dependencies: ["ACPI", "GuestMemory"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
         .testTarget(name: "KVMTests", dependencies: ["Swiftlet", "KVM", "GuestMemory", "Boot", "Devices"]),

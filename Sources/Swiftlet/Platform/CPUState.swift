@@ -22,7 +22,7 @@ enum CPUState {
 
     private static func segment(_ s: SegmentState) -> Segment {
         Segment(base: s.base, limit: s.limit, selector: s.selector, type: s.type, present: s.present, dpl: s.dpl,
-                db: s.db, s: s.s, l: s.l, g: s.g, avl: s.avl, unusable: s.present == 0 ? 1 : 0)
+                db: s.db, s: s.s, l: s.l, g: s.g, avl: s.avl, unusable: s.unusable)
     }
 
     /// 16-bit real mode with CS = DS = ES = SS = 0, entered at `rip`: where a raw test image starts.

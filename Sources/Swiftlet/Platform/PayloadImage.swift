@@ -29,7 +29,7 @@ struct PayloadImage {
         switch payload {
         case let .linux(linux):
             let kernel = try readFile(linux.kernelPath, role: "kernel")
-            do { _ = try KernelImage.identify(kernel) } catch {
+            do { _ = try KernelKind.validate(kernel) } catch {
                 throw .configuration(.notAKernel(path: linux.kernelPath, reason: "\(error)"))
             }
             let initrd = try linux.initrdPath.map { path throws(MachineError) in try readFile(path, role: "initrd") }
@@ -71,7 +71,7 @@ struct PayloadImage {
                 case .realMode:
                     cpu = CPUState.realMode(rip: address.rawValue, stack: RawImagePayload.stackTop)
                 case .longMode, .userMode:
-                    cpu = try LongMode.state(entry: address, stack: GuestAddress(RawImagePayload.stackTop), in: memory,
+                    cpu = try InitialCPUState.longModeState(entry: address, stack: GuestAddress(RawImagePayload.stackTop), in: memory,
                                              userMode: raw.mode == .userMode)
                 }
                 return Entry(cpu: cpu, log: ["raw image of \(image.count) bytes at \(address), \(raw.mode.rawValue) mode"])
