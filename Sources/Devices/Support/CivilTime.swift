@@ -1,7 +1,7 @@
 /// A UTC calendar date and time of day, converted to and from seconds since the Unix epoch with the proleptic
 /// Gregorian calendar (Howard Hinnant's days-from-civil algorithm). Used by the CMOS RTC, which keeps the date as
 /// broken-down fields.
-struct CivilTime: Equatable {
+struct CivilTime: Equatable, Sendable {
     var year: Int64
     var month: Int64  // 1...12
     var day: Int64  // 1...31
