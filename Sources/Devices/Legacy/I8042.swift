@@ -66,11 +66,10 @@ public final class I8042: BusDevice {
 
     private struct Guarded {
         var controller = KeyboardController()
-        var lineLevel = false
+        var irq: LevelTrackedLine
     }
 
-    private let guarded = Mutex(Guarded())
-    private let interrupt: any InterruptLine
+    private let guarded: Mutex<Guarded>
     private let onReset: @Sendable () -> Void
     private let logger: Logger
 
@@ -82,7 +81,7 @@ public final class I8042: BusDevice {
         logger: Logger = Logger(label: "swiftlet.devices.i8042"),
         onReset: @escaping @Sendable () -> Void
     ) {
-        self.interrupt = interrupt
+        self.guarded = Mutex(Guarded(irq: LevelTrackedLine(interrupt)))
         self.logger = logger
         self.onReset = onReset
     }
@@ -95,7 +94,12 @@ public final class I8042: BusDevice {
             switch offset {
             case 0:
                 let (byte, anotherQueued) = state.controller.readData()
-                updateLine(&state, pulse: anotherQueued)
+                if anotherQueued {
+                    // The byte just read is replaced by the next one: the real controller's IRQ 1 drops and
+                    // rises again, and the edge-triggered input needs that fresh edge.
+                    state.irq.retrigger()
+                }
+                state.irq.drive(state.controller.interruptPending)
                 return UInt64(byte)
             case 4:
                 return UInt64(state.controller.status)
@@ -115,7 +119,7 @@ public final class I8042: BusDevice {
             case 4: effect = state.controller.writeCommand(byte)
             default: effect = .none
             }
-            updateLine(&state, pulse: false)
+            state.irq.drive(state.controller.interruptPending)
             return effect
         }
         switch effect {
@@ -137,7 +141,7 @@ public final class I8042: BusDevice {
     public func sendCtrlAltDelete() -> Bool {
         guarded.withLock { state in
             let sent = state.controller.queueCtrlAltDelete()
-            updateLine(&state, pulse: false)
+            state.irq.drive(state.controller.interruptPending)
             return sent
         }
     }
@@ -152,22 +156,7 @@ public final class I8042: BusDevice {
     public func restoreState(_ snapshot: State) {
         guarded.withLock { state in
             state.controller.state = snapshot
-            state.lineLevel = state.controller.interruptPending
-            interrupt.setLevel(state.lineLevel)
-        }
-    }
-
-    private func updateLine(_ state: inout Guarded, pulse: Bool) {
-        let level = state.controller.interruptPending
-        if pulse, level, state.lineLevel {
-            // The byte just read is replaced by the next one: give the edge-triggered input a fresh edge.
-            interrupt.setLevel(false)
-            interrupt.setLevel(true)
-            return
-        }
-        if level != state.lineLevel {
-            state.lineLevel = level
-            interrupt.setLevel(level)
+            state.irq.force(state.controller.interruptPending)
         }
     }
 }

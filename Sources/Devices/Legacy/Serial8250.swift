@@ -80,14 +80,12 @@ public final class Serial8250: BusDevice {
 
     private struct Guarded {
         var uart = UART16550()
-        /// The level last sent to the interrupt line.
-        var lineLevel = false
+        var irq: LevelTrackedLine
         var hasTransmitted = false
     }
 
-    private let guarded = Mutex(Guarded())
+    private let guarded: Mutex<Guarded>
     private let sink: any ConsoleSink
-    private let interrupt: any InterruptLine
     private let onFirstOutput: (@Sendable () -> Void)?
 
     /// - Parameters:
@@ -100,8 +98,8 @@ public final class Serial8250: BusDevice {
         interrupt: any InterruptLine,
         onFirstOutput: (@Sendable () -> Void)? = nil
     ) {
+        self.guarded = Mutex(Guarded(irq: LevelTrackedLine(interrupt)))
         self.sink = sink
-        self.interrupt = interrupt
         self.onFirstOutput = onFirstOutput
     }
 
@@ -112,7 +110,7 @@ public final class Serial8250: BusDevice {
         guard width == 1 else { return .max }
         return guarded.withLock { state in
             let value = state.uart.read(register: offset)
-            updateLine(&state)
+            state.irq.drive(state.uart.interruptPending)
             return UInt64(value)
         }
     }
@@ -126,7 +124,7 @@ public final class Serial8250: BusDevice {
                 isFirst = !state.hasTransmitted
                 state.hasTransmitted = true
             }
-            updateLine(&state)
+            state.irq.drive(state.uart.interruptPending)
             return isFirst
         }
         if isFirstOutput { onFirstOutput?() }
@@ -146,7 +144,7 @@ public final class Serial8250: BusDevice {
                 accepted += 1
             }
             state.uart.refillReceiver()
-            updateLine(&state)
+            state.irq.drive(state.uart.interruptPending)
             return accepted
         }
     }
@@ -162,16 +160,7 @@ public final class Serial8250: BusDevice {
     public func restoreState(_ snapshot: State) {
         guarded.withLock { state in
             state.uart.state = snapshot
-            state.lineLevel = state.uart.interruptPending
-            interrupt.setLevel(state.lineLevel)
-        }
-    }
-
-    private func updateLine(_ state: inout Guarded) {
-        let level = state.uart.interruptPending
-        if level != state.lineLevel {
-            state.lineLevel = level
-            interrupt.setLevel(level)
+            state.irq.force(state.uart.interruptPending)
         }
     }
 }
