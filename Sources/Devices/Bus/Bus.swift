@@ -35,15 +35,18 @@ public typealias MMIOBus = Bus<MMIOSpace>
 
 /// A set of non-overlapping device ranges in one address space.
 public struct Bus<Space: BusAddressSpace>: Sendable {
+    /// What dispatch needs, and nothing more (names live in `registered`, so a lookup copies no string).
     struct Entry: Sendable {
-        var range: BusRange
-        /// Cached `range.last`: the inclusive end, so a range reaching 2^64 - 1 needs no 65-bit arithmetic.
+        var base: UInt64
+        /// The inclusive end, so a range reaching 2^64 - 1 needs no 65-bit arithmetic.
         var last: UInt64
         var device: any BusDevice
     }
 
     /// Sorted by base address; ranges never overlap.
     private var entries: [Entry] = []
+    /// The registrations, in the same order as `entries`.
+    private var registered: [BusRange] = []
 
     public init() {}
 
@@ -66,12 +69,13 @@ public struct Bus<Space: BusAddressSpace>: Sendable {
         // Ranges are sorted and disjoint, so only the two neighbours of the insertion point can overlap.
         let index = firstIndex(withBaseAbove: base)
         if index > 0, entries[index - 1].last >= base {
-            throw .overlap(range, existing: entries[index - 1].range)
+            throw .overlap(range, existing: registered[index - 1])
         }
-        if index < entries.count, entries[index].range.base <= last {
-            throw .overlap(range, existing: entries[index].range)
+        if index < entries.count, entries[index].base <= last {
+            throw .overlap(range, existing: registered[index])
         }
-        entries.insert(Entry(range: range, last: last, device: device), at: index)
+        entries.insert(Entry(base: base, last: last, device: device), at: index)
+        registered.insert(range, at: index)
     }
 
     /// Reads `width` bytes at `address`, or returns nil when no single device owns the whole access (the VMM then
@@ -79,7 +83,7 @@ public struct Bus<Space: BusAddressSpace>: Sendable {
     @inline(__always)
     public func read(address: UInt64, width: Int) -> UInt64? {
         guard let entry = entry(covering: address, width: width) else { return nil }
-        let value = entry.device.read(offset: address - entry.range.base, width: width)
+        let value = entry.device.read(offset: address - entry.base, width: width)
         return width == 8 ? value : value & ((1 << (UInt64(width) * 8)) - 1)
     }
 
@@ -90,12 +94,12 @@ public struct Bus<Space: BusAddressSpace>: Sendable {
     public func write(address: UInt64, width: Int, value: UInt64) -> Bool {
         guard let entry = entry(covering: address, width: width) else { return false }
         let masked = width == 8 ? value : value & ((1 << (UInt64(width) * 8)) - 1)
-        entry.device.write(offset: address - entry.range.base, width: width, value: masked)
+        entry.device.write(offset: address - entry.base, width: width, value: masked)
         return true
     }
 
     /// The registered ranges in address order (for logs and `swiftlet`'s diagnostics).
-    public var ranges: [BusRange] { entries.map(\.range) }
+    public var ranges: [BusRange] { registered }
 
     /// The device whose range contains `address`, if any.
     public func device(at address: UInt64) -> (any BusDevice)? {
@@ -126,7 +130,7 @@ public struct Bus<Space: BusAddressSpace>: Sendable {
         var high = entries.count
         while low < high {
             let middle = (low + high) / 2
-            if entries[middle].range.base <= address {
+            if entries[middle].base <= address {
                 low = middle + 1
             } else {
                 high = middle
