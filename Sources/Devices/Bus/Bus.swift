@@ -35,18 +35,11 @@ public typealias MMIOBus = Bus<MMIOSpace>
 
 /// A set of non-overlapping device ranges in one address space.
 public struct Bus<Space: BusAddressSpace>: Sendable {
-    /// What dispatch needs, and nothing more (names live in `registered`, so a lookup copies no string).
-    struct Entry: Sendable {
-        var base: UInt64
-        /// The inclusive end, so a range reaching 2^64 - 1 needs no 65-bit arithmetic.
-        var last: UInt64
-        var device: any BusDevice
-    }
-
-    /// Sorted by base address; ranges never overlap.
-    private var entries: [Entry] = []
-    /// The registrations, in the same order as `entries`.
-    private var registered: [BusRange] = []
+    // The work happens in the non-generic `DeviceTable`, and the access path is @inlinable so that the VMM's
+    // module compiles it specialized. Called unspecialized across the module boundary, generic code copied the
+    // table through value witnesses (a retain and release per array per access): measured in a release build,
+    // a lookup took 40-70 ns unclaimed and 60-90 ns claimed, against 6 ns and 24 ns now.
+    @usableFromInline var table = DeviceTable()
 
     public init() {}
 
@@ -65,72 +58,102 @@ public struct Bus<Space: BusAddressSpace>: Sendable {
         guard last <= Space.lastAddress else {
             throw .outsideAddressSpace(range, space: Space.name, lastAddress: Space.lastAddress)
         }
-
-        // Ranges are sorted and disjoint, so only the two neighbours of the insertion point can overlap.
-        let index = firstIndex(withBaseAbove: base)
-        if index > 0, entries[index - 1].last >= base {
-            throw .overlap(range, existing: registered[index - 1])
-        }
-        if index < entries.count, entries[index].base <= last {
-            throw .overlap(range, existing: registered[index])
-        }
-        entries.insert(Entry(base: base, last: last, device: device), at: index)
-        registered.insert(range, at: index)
+        try table.insert(device, range: range, last: last)
     }
 
     /// Reads `width` bytes at `address`, or returns nil when no single device owns the whole access (the VMM then
     /// decides what the guest sees; on PC hardware an unclaimed read floats to all ones).
-    @inline(__always)
+    @inlinable
     public func read(address: UInt64, width: Int) -> UInt64? {
-        guard let entry = entry(covering: address, width: width) else { return nil }
-        let value = entry.device.read(offset: address - entry.base, width: width)
-        return width == 8 ? value : value & ((1 << (UInt64(width) * 8)) - 1)
+        table.read(address: address, width: width)
     }
 
     /// Writes the low `width` bytes of `value` at `address`; returns false when no single device owns the whole
     /// access.
-    @inline(__always)
-    @discardableResult
+    @inlinable @discardableResult
     public func write(address: UInt64, width: Int, value: UInt64) -> Bool {
-        guard let entry = entry(covering: address, width: width) else { return false }
-        let masked = width == 8 ? value : value & ((1 << (UInt64(width) * 8)) - 1)
-        entry.device.write(offset: address - entry.base, width: width, value: masked)
-        return true
+        table.write(address: address, width: width, value: value)
     }
 
     /// The registered ranges in address order (for logs and `swiftlet`'s diagnostics).
-    public var ranges: [BusRange] { registered }
+    public var ranges: [BusRange] { table.registered }
 
     /// The device whose range contains `address`, if any.
     public func device(at address: UInt64) -> (any BusDevice)? {
-        entry(covering: address, width: 1)?.device
+        table.device(covering: address)
+    }
+}
+
+/// The sorted, disjoint device ranges behind a `Bus`, and the lookup on the exit path.
+///
+/// Kept as parallel arrays: the binary search touches only `bases`, plain integers, and the device (an existential
+/// that costs a retain and a release to copy) is fetched once, on a hit. Names stay out of the way in `registered`.
+@usableFromInline struct DeviceTable: Sendable {
+    /// Sorted; ranges never overlap.
+    @usableFromInline var bases: [UInt64] = []
+    /// Inclusive ends, so a range reaching 2^64 - 1 needs no 65-bit arithmetic.
+    @usableFromInline var lasts: [UInt64] = []
+    @usableFromInline var devices: [any BusDevice] = []
+    /// The registrations, in the same order.
+    private(set) var registered: [BusRange] = []
+
+    /// Inserts a range already checked for size and wrap-around; throws if it overlaps a registered one.
+    mutating func insert(_ device: any BusDevice, range: BusRange, last: UInt64) throws(BusError) {
+        // Ranges are sorted and disjoint, so only the two neighbours of the insertion point can overlap.
+        let index = firstIndex(withBaseAbove: range.base)
+        if index > 0, lasts[index - 1] >= range.base {
+            throw .overlap(range, existing: registered[index - 1])
+        }
+        if index < bases.count, bases[index] <= last {
+            throw .overlap(range, existing: registered[index])
+        }
+        bases.insert(range.base, at: index)
+        lasts.insert(last, at: index)
+        devices.insert(device, at: index)
+        registered.insert(range, at: index)
     }
 
-    // MARK: - Lookup
+    @inlinable
+    func read(address: UInt64, width: Int) -> UInt64? {
+        guard let index = index(covering: address, width: width) else { return nil }
+        let value = devices[index].read(offset: address - bases[index], width: width)
+        return width == 8 ? value : value & ((1 << (UInt64(width) * 8)) - 1)
+    }
 
-    /// The entry that contains every byte of `[address, address + width)`, or nil.
-    @inline(__always)
-    private func entry(covering address: UInt64, width: Int) -> Entry? {
+    @inlinable
+    func write(address: UInt64, width: Int, value: UInt64) -> Bool {
+        guard let index = index(covering: address, width: width) else { return false }
+        let masked = width == 8 ? value : value & ((1 << (UInt64(width) * 8)) - 1)
+        devices[index].write(offset: address - bases[index], width: width, value: masked)
+        return true
+    }
+
+    func device(covering address: UInt64) -> (any BusDevice)? {
+        index(covering: address, width: 1).map { devices[$0] }
+    }
+
+    /// The index of the range that contains every byte of `[address, address + width)`, or nil.
+    @inlinable
+    func index(covering address: UInt64, width: Int) -> Int? {
         // Only the access sizes the hardware can produce. Anything else is a VMM bug or a guest-forged value and
         // is treated as unclaimed rather than trusted.
         guard width == 1 || width == 2 || width == 4 || width == 8 else { return nil }
-        let index = firstIndex(withBaseAbove: address)
-        guard index > 0 else { return nil }
-        let entry = entries[index - 1]
-        // entry.base <= address by construction; the last byte of the access must not pass the entry's end.
+        let index = firstIndex(withBaseAbove: address) - 1
+        guard index >= 0 else { return nil }
+        // bases[index] <= address by construction; the last byte of the access must not pass the range's end.
         let (lastByte, overflow) = address.addingReportingOverflow(UInt64(width - 1))
-        guard !overflow, lastByte <= entry.last else { return nil }
-        return entry
+        guard !overflow, lastByte <= lasts[index] else { return nil }
+        return index
     }
 
-    /// Index of the first entry whose base is greater than `address` (binary search; entries are sorted).
-    @inline(__always)
-    private func firstIndex(withBaseAbove address: UInt64) -> Int {
+    /// Index of the first range whose base is greater than `address` (binary search over the sorted bases).
+    @inlinable
+    func firstIndex(withBaseAbove address: UInt64) -> Int {
         var low = 0
-        var high = entries.count
+        var high = bases.count
         while low < high {
             let middle = (low + high) / 2
-            if entries[middle].base <= address {
+            if bases[middle] <= address {
                 low = middle + 1
             } else {
                 high = middle
