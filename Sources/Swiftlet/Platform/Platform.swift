@@ -16,9 +16,6 @@ enum Platform {
         let mmioBus: MMIOBus
     }
 
-    static let com1Base: UInt64 = 0x3F8
-    static let com1IRQ: UInt32 = 4
-
     static func acpiConfiguration(vcpuCount: Int) -> ACPIConfiguration {
         ACPIConfiguration(vcpuCount: vcpuCount)
     }
@@ -26,16 +23,18 @@ enum Platform {
     static func build(vm: VirtualMachine, consoleOutput: Int32, timeline: BootTimeline, stop: StopController) throws(MachineError) -> Attached {
         var ports = PortIOBus()
         let mmio = MMIOBus()
-        let serial = Serial8250(interrupt: KVMInterruptLine(vm: vm, gsi: com1IRQ),
-                                output: ConsoleOutput(fd: consoleOutput, onFirstByte: { timeline.mark(.firstConsoleByte) }))
+        let serial = Serial8250(sink: ConsoleOutput(fd: consoleOutput),
+                                interrupt: KVMInterruptLine(vm: vm, gsi: Serial8250.com1IRQ),
+                                onFirstOutput: { timeline.mark(.firstConsoleByte) })
         do {
-            try ports.register(serial, base: com1Base, length: 8, name: "COM1")
-            let i8042 = I8042(onReset: { stop.request(.reset) })
-            try ports.register(i8042, base: 0x60, length: 1, name: "i8042 data")
-            try ports.register(i8042, base: 0x64, length: 1, name: "i8042 command")
-            try ports.register(CMOSRTC(), base: 0x70, length: 2, name: "CMOS RTC")
-            try PlatformPorts.register(on: &ports)
-            try ACPIPowerDevice.register(on: &ports, onPowerOff: { stop.request(.poweredOff) }, onReset: { stop.request(.reset) })
+            try ports.register(serial, base: Serial8250.com1Base, length: Serial8250.portCount, name: "COM1")
+            try ports.register(I8042(interrupt: KVMInterruptLine(vm: vm, gsi: I8042.keyboardIRQ), onReset: { stop.request(.reset) }),
+                               base: I8042.basePort, length: I8042.portCount, name: "i8042")
+            try ports.register(CMOSRTC(), base: CMOSRTC.basePort, length: CMOSRTC.portCount, name: "CMOS RTC")
+            try ports.register(SystemControlPortA(onReset: { stop.request(.reset) }), base: 0x92, length: 1, name: "system control port A")
+            try QuietPorts.register(on: &ports)
+            try ACPIPowerDevice.register(on: &ports, registers: acpiConfiguration(vcpuCount: 1).powerRegisters,
+                                         onPowerOff: { stop.request(.poweredOff) }, onReset: { stop.request(.reset) })
         } catch {
             throw .device("\(error)")
         }

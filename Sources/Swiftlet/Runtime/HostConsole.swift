@@ -7,16 +7,10 @@ import Glibc
 /// The guest console's host side: guest output to a file descriptor (stdout), host input (stdin) to the UART.
 final class ConsoleOutput: ConsoleSink {
     private let fd: Int32
-    private let onFirstByte: @Sendable () -> Void
-    private let wroteFirstByte = Atomic<Bool>(false)
 
-    init(fd: Int32 = STDOUT_FILENO, onFirstByte: @escaping @Sendable () -> Void) {
-        self.fd = fd
-        self.onFirstByte = onFirstByte
-    }
+    init(fd: Int32 = STDOUT_FILENO) { self.fd = fd }
 
     func write(_ byte: UInt8) {
-        if !wroteFirstByte.load(ordering: .relaxed), !wroteFirstByte.exchange(true, ordering: .relaxed) { onFirstByte() }
         var byte = byte
         // One write per byte: the guest produces one byte per port exit anyway, and an unbuffered console
         // shows a crashing guest's last words. EINTR (a kick) is retried; other errors drop the byte.
@@ -29,13 +23,14 @@ final class ConsoleOutput: ConsoleSink {
 final class ConsoleInput: Sendable {
     static let escape: UInt8 = 0x01   // Ctrl-A
 
-    private let deliver: @Sendable ([UInt8]) -> Void
+    /// Hands bytes to the guest; returns how many were taken (the UART's host-side queue is bounded).
+    private let deliver: @Sendable (ArraySlice<UInt8>) -> Int
     private let onEscapeStop: @Sendable () -> Void
     private let watchEscape: Bool
     private let wakeup: (read: Int32, write: Int32)
     private let thread = Mutex<HostThread?>(nil)
 
-    init(watchEscape: Bool, deliver: @escaping @Sendable ([UInt8]) -> Void, onEscapeStop: @escaping @Sendable () -> Void) throws(MachineError) {
+    init(watchEscape: Bool, deliver: @escaping @Sendable (ArraySlice<UInt8>) -> Int, onEscapeStop: @escaping @Sendable () -> Void) throws(MachineError) {
         self.watchEscape = watchEscape
         self.deliver = deliver
         self.onEscapeStop = onEscapeStop
@@ -82,7 +77,7 @@ final class ConsoleInput: Sendable {
                     pendingEscape = false
                     switch byte {
                     case UInt8(ascii: "x"), UInt8(ascii: "X"):
-                        if !out.isEmpty { deliver(out) }
+                        if !send(out) { return }
                         onEscapeStop()
                         return
                     case Self.escape: out.append(Self.escape)
@@ -94,7 +89,22 @@ final class ConsoleInput: Sendable {
                     out.append(byte)
                 }
             }
-            if !out.isEmpty { deliver(out) }
+            if !send(out) { return }
         }
+    }
+
+    /// Delivers all of `bytes`, waiting while the guest's input queue is full (a paste larger than the
+    /// queue, a guest not reading). Returns false if asked to stop meanwhile.
+    private func send(_ bytes: [UInt8]) -> Bool {
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            let taken = deliver(rest)
+            rest = rest.dropFirst(taken)
+            if !rest.isEmpty {
+                var wake = pollfd(fd: wakeup.read, events: Int16(POLLIN), revents: 0)
+                if poll(&wake, 1, 10) > 0 { return false }
+            }
+        }
+        return true
     }
 }

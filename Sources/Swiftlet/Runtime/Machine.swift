@@ -166,7 +166,8 @@ public final class Machine: Sendable {
     }
 
     /// Queues bytes as if typed on the console (the UART's receive side). Callable from any thread.
-    public func sendConsoleInput(_ bytes: [UInt8]) { serial.enqueueInput(bytes) }
+    @discardableResult
+    public func sendConsoleInput(_ bytes: [UInt8]) -> Int { serial.enqueueInput(bytes) }
 
     /// Asks the machine to stop; `run()` returns `.stopRequested` shortly after. Callable from any thread.
     public func requestStop() { stopController.request(.stopRequested) }
