@@ -141,11 +141,14 @@ public struct AddressSpaceDescriptor: Sendable, Equatable {
     /// True for ResourceProducer (a bridge forwarding the range), false for ResourceConsumer.
     public var isProducer: Bool = true
 
-    public init(width: Width, resource: Resource, range: ClosedRange<UInt64>, translationOffset: UInt64 = 0, isProducer: Bool = true) {
-        precondition(range.upperBound - range.lowerBound < UInt64.max, "address range length overflows")
-        if width != .qword {
-            precondition(range.upperBound <= (width == .word ? 0xFFFF : 0xFFFF_FFFF), "range \(range) too wide for \(width)")
-        }
+    public init(
+        width: Width, resource: Resource, range: ClosedRange<UInt64>, translationOffset: UInt64 = 0, isProducer: Bool = true
+    ) {
+        // Every field, the length (maximum - minimum + 1) included, must fit the descriptor's width: a Word
+        // descriptor cannot say 0x0000-0xFFFF (length 0x10000); such windows are split, as ASL does.
+        let widest: UInt64 = width == .word ? 0xFFFF : width == .dword ? 0xFFFF_FFFF : .max
+        precondition(range.upperBound <= widest && range.upperBound - range.lowerBound < widest,
+                     "range \(range) does not fit a \(width) descriptor")
         self.width = width
         self.resource = resource
         self.minimum = range.lowerBound
@@ -174,21 +177,33 @@ public struct AddressSpaceDescriptor: Sendable, Equatable {
 extension ResourceDescriptor {
     /// `WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode, 0, min, max, 0, length)`.
     public static func wordBusNumber(_ range: ClosedRange<UInt16>) -> ResourceDescriptor {
-        .addressSpace(AddressSpaceDescriptor(width: .word, resource: .busNumber, range: UInt64(range.lowerBound)...UInt64(range.upperBound)))
+        .addressSpace(AddressSpaceDescriptor(width: .word, resource: .busNumber, range: widened(range)))
     }
 
     /// `WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange, 0, min, max, 0, length)`.
     public static func wordIO(_ range: ClosedRange<UInt16>) -> ResourceDescriptor {
-        .addressSpace(AddressSpaceDescriptor(width: .word, resource: .io, range: UInt64(range.lowerBound)...UInt64(range.upperBound)))
+        .addressSpace(AddressSpaceDescriptor(width: .word, resource: .io, range: widened(range)))
     }
 
-    /// `DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, cacheability, ReadWrite, 0, min, max, 0, length)`.
-    public static func dwordMemory(_ range: ClosedRange<UInt32>, cacheability: AddressSpaceDescriptor.Cacheability = .nonCacheable, writable: Bool = true) -> ResourceDescriptor {
-        .addressSpace(AddressSpaceDescriptor(width: .dword, resource: .memory(cacheability, writable: writable), range: UInt64(range.lowerBound)...UInt64(range.upperBound)))
+    /// `DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, cacheability, ReadWrite|ReadOnly,
+    /// 0, min, max, 0, length)`.
+    public static func dwordMemory(
+        _ range: ClosedRange<UInt32>, cacheability: AddressSpaceDescriptor.Cacheability = .nonCacheable, writable: Bool = true
+    ) -> ResourceDescriptor {
+        let resource = AddressSpaceDescriptor.Resource.memory(cacheability, writable: writable)
+        return .addressSpace(AddressSpaceDescriptor(width: .dword, resource: resource, range: widened(range)))
     }
 
-    /// `QWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, cacheability, ReadWrite, 0, min, max, 0, length)`.
-    public static func qwordMemory(_ range: ClosedRange<UInt64>, cacheability: AddressSpaceDescriptor.Cacheability = .nonCacheable, writable: Bool = true) -> ResourceDescriptor {
-        .addressSpace(AddressSpaceDescriptor(width: .qword, resource: .memory(cacheability, writable: writable), range: range))
+    /// `QWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, cacheability, ReadWrite|ReadOnly,
+    /// 0, min, max, 0, length)`.
+    public static func qwordMemory(
+        _ range: ClosedRange<UInt64>, cacheability: AddressSpaceDescriptor.Cacheability = .nonCacheable, writable: Bool = true
+    ) -> ResourceDescriptor {
+        let resource = AddressSpaceDescriptor.Resource.memory(cacheability, writable: writable)
+        return .addressSpace(AddressSpaceDescriptor(width: .qword, resource: resource, range: range))
+    }
+
+    private static func widened<T: FixedWidthInteger & UnsignedInteger>(_ range: ClosedRange<T>) -> ClosedRange<UInt64> {
+        UInt64(range.lowerBound)...UInt64(range.upperBound)
     }
 }
