@@ -42,8 +42,11 @@ public struct ACPIPowerRegisters: Sendable, Equatable {
     public var sleepControlPort: UInt16 { basePort }
     public var sleepStatusPort: UInt16 { basePort &+ 1 }
     public var resetPort: UInt16 { basePort &+ 2 }
-    /// The ports to register on the PIO bus.
-    public var ports: ClosedRange<UInt16> { basePort...(basePort &+ ACPIPowerRegisters.portCount &- 1) }
+    /// The ports to register on the PIO bus (cut at 0xFFFF for a base that `validate()` would reject).
+    public var ports: ClosedRange<UInt16> {
+        let (last, overflow) = basePort.addingReportingOverflow(ACPIPowerRegisters.portCount - 1)
+        return basePort...(overflow ? .max : last)
+    }
 
     // Bits of the sleep registers (ACPI 6.5 §4.8.3.7, Tables 4.20 and 4.21).
 
