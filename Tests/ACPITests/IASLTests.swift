@@ -1,0 +1,75 @@
+import ACPI
+import Foundation
+import Testing
+
+/// Disassembles the generated tables with ACPICA's `iasl -d` (Debian package `acpica-tools`) — an
+/// independent parser of the same formats Linux's ACPICA reads. Skipped when iasl is not installed.
+@Suite("iasl disassembly", .enabled(if: IASL.path != nil, "iasl (acpica-tools) is not installed"))
+struct IASLTests {
+    /// Arguments: (vCPUs, extra virtio-mmio devices). 100 devices make a DSDT of about 6 KiB, whose `\_SB_`
+    /// needs a 3-byte PkgLength.
+    @Test("every table disassembles without errors or warnings", arguments: [(1, 1), (8, 60), (64, 100)])
+    func disassemble(vcpuCount: Int, deviceCount: Int) throws {
+        var config = ACPIConfiguration(vcpuCount: vcpuCount)
+        config.additionalDevices = (0..<deviceCount).map { index in
+            AML.Device(AMLName(String(format2: index)), [
+                AML.Name("_HID", "LNRO0005"),
+                AML.Name("_UID", index),
+                AML.Name("_CRS", ResourceTemplate([
+                    .memory32Fixed(base: 0xD000_0000 + UInt32(index) * 0x200, length: 0x200, writable: true),
+                    .interrupt(gsis: [UInt32(5 + index % 19)], edgeTriggered: true, activeLow: false, shared: false),
+                ])),
+            ])
+        }
+        let image = try ACPITables.build(config)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftlet-acpi-\(getpid())-\(vcpuCount)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+
+        // The RSDP has no table header, and iasl only disassembles binary files that start with one.
+        for placed in image.tables where placed.signature != "RSD PTR " {
+            let bytes = try #require(image.table(placed.signature))
+            let stem = placed.signature
+            let file = directory.appendingPathComponent("\(stem).dat")
+            try Data(bytes).write(to: file)
+            let (status, output) = try IASL.run(["-d", file.path], in: directory)
+            let listing = (try? String(contentsOf: directory.appendingPathComponent("\(stem).dsl"), encoding: .utf8)) ?? ""
+            if let dumpDirectory = ProcessInfo.processInfo.environment["SWIFTLET_ACPI_DUMP"] {
+                try? listing.write(toFile: "\(dumpDirectory)/\(stem)-\(vcpuCount).dsl", atomically: true, encoding: .utf8)
+                try? output.write(toFile: "\(dumpDirectory)/\(stem)-\(vcpuCount).log", atomically: true, encoding: .utf8)
+            }
+            #expect(status == 0, "iasl -d \(stem): \(output)")
+            #expect(!listing.isEmpty, "iasl wrote no listing for \(stem)")
+            for line in (output + listing).split(separator: "\n") {
+                let lowered = line.lowercased()
+                #expect(!lowered.contains("error") || lowered.contains("0 errors"), "\(stem): \(line)")
+                #expect(!lowered.contains("warning") || lowered.contains("0 warnings"), "\(stem): \(line)")
+                #expect(!lowered.contains("invalid"), "\(stem): \(line)")
+            }
+            if stem == "DSDT" {
+                // The disassembled ASL must compile back without complaint.
+                let (status, output) = try IASL.run(["-p", "recompiled", "DSDT.dsl"], in: directory)
+                #expect(status == 0 && output.contains("0 Errors, 0 Warnings"), "iasl DSDT.dsl: \(output)")
+            }
+        }
+    }
+}
+
+enum IASL {
+    static let path: String? = ["/usr/bin/iasl", "/usr/local/bin/iasl", "/usr/sbin/iasl"]
+        .first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    static func run(_ arguments: [String], in directory: URL) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path!)
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+}
