@@ -73,3 +73,16 @@ enum IASL {
         return (process.terminationStatus, output)
     }
 }
+
+/// With `SWIFTLET_ACPI_DUMP=<dir>`, writes the default tables for 1, 2 and 4 vCPUs as raw images
+/// (`acpi-<n>vcpu.bin`, to be loaded at 0xE0000) for boot experiments, e.g. with QEMU:
+/// `-M microvm,acpi=off,rtc=on -device loader,file=acpi-2vcpu.bin,addr=0xE0000,force-raw=on`.
+@Suite("table image dump", .enabled(if: ProcessInfo.processInfo.environment["SWIFTLET_ACPI_DUMP"] != nil))
+struct ImageDumpTests {
+    @Test("write raw table images", arguments: [1, 2, 4])
+    func dump(vcpuCount: Int) throws {
+        let directory = try #require(ProcessInfo.processInfo.environment["SWIFTLET_ACPI_DUMP"])
+        let image = try ACPITables.build(ACPIConfiguration(vcpuCount: vcpuCount))
+        try Data(image.bytes).write(to: URL(fileURLWithPath: "\(directory)/acpi-\(vcpuCount)vcpu.bin"))
+    }
+}
