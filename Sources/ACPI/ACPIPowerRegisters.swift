@@ -20,9 +20,15 @@
 /// `request(forWrite:toPort:)` == `.powerOff`, which accepts any write with SLP_EN set and SLP_TYP 5.
 /// (Linux only offers ACPI power-off at all when `\_S5_` exists and both sleep registers are non-zero.)
 ///
-/// **Reset** (`reboot`): Linux's default x86 reboot method is ACPI (`reboot=a`): it checks FADT
-/// RESET_REG_SUP and writes RESET_VALUE, **0x01**, to RESET_REG as one byte. If the VM is still running
-/// afterwards Linux falls back to the keyboard controller (0xFE to port 0x64) and then others.
+/// **Reset** (`reboot`, and `panic=` reboots): with `reboot=a` on the kernel command line Linux checks FADT
+/// RESET_REG_SUP and writes RESET_VALUE, **0x01**, to RESET_REG as one byte (`acpi_reboot()`); if the VM
+/// is still running afterwards it tries the keyboard controller (0xFE to port 0x64), ACPI once more, then
+/// others. **The VMM must pass `reboot=a` (or `reboot=k` to use an i8042):** without a `reboot=` option,
+/// x86 Linux on a hardware-reduced platform picks EFI reboot (`reboot_init()`: `efi_reboot_required()` is
+/// true when HW_REDUCED_ACPI is set), which does nothing without EFI, and then falls back to a real-mode
+/// jump to the BIOS reset vector 0xFFFF0 — where a VMM without firmware has no code. Measured with the
+/// Debian 6.1 cloud kernel: `/sys/kernel/reboot/type` reads `efi` by default and `acpi` with `reboot=a`,
+/// and only with `reboot=a` does the byte 0x01 reach port 0x602.
 public struct ACPIPowerRegisters: Sendable, Equatable {
     /// First port of the block; the default, 0x600, sits outside every legacy PC device (and outside the
     /// ACPICA "protected ports" list), below where a PCI I/O window would usually start (0x1000).

@@ -73,3 +73,25 @@ enum IASL {
         return (process.terminationStatus, output)
     }
 }
+
+/// With `SWIFTLET_ACPI_DUMP=<dir>`, writes the default tables for 1, 2 and 4 vCPUs as raw images
+/// (`acpi-<n>vcpu.bin`, to be loaded at 0xE0000) for boot experiments. QEMU's microvm with its own ACPI
+/// off has the same legacy devices (COM1, RTC, PIC, PIT, IOAPIC at 0xFEC00000), and its `isa-debug-exit`
+/// device turns the guest's power-off write into QEMU's exit status ((value << 1) | 1, so 0x34 → 105):
+///
+///     qemu-system-x86_64 -M microvm,acpi=off,rtc=on,pic=on,pit=on,isa-serial=on,auto-kernel-cmdline=off \
+///         -smp 2 -m 256 -nographic -no-reboot -nodefaults -serial stdio -kernel vmlinuz -initrd init.cpio \
+///         -append "console=ttyS0 tsc_early_khz=2000000 reboot=a" \
+///         -device loader,file=acpi-2vcpu.bin,addr=0xE0000,force-raw=on \
+///         -device isa-debug-exit,iobase=0x600,iosize=1      # or iobase=0x602 for reset: exit status 3
+///
+/// (`tsc_early_khz` only because TCG cannot always calibrate the TSC; under KVM kvm-clock provides it.)
+@Suite("table image dump", .enabled(if: ProcessInfo.processInfo.environment["SWIFTLET_ACPI_DUMP"] != nil))
+struct ImageDumpTests {
+    @Test("write raw table images", arguments: [1, 2, 4])
+    func dump(vcpuCount: Int) throws {
+        let directory = try #require(ProcessInfo.processInfo.environment["SWIFTLET_ACPI_DUMP"])
+        let image = try ACPITables.build(ACPIConfiguration(vcpuCount: vcpuCount))
+        try Data(image.bytes).write(to: URL(fileURLWithPath: "\(directory)/acpi-\(vcpuCount)vcpu.bin"))
+    }
+}

@@ -12,7 +12,9 @@
 /// `acpi_generic_reduced_hw_init`): it skips the PIT/HPET timer setup and uses a null legacy PIC, so
 /// ISA interrupts are only routed (through the I/O APIC) for devices the DSDT declares with their IRQ in
 /// `_CRS` — which is why COM1 and the RTC are in the DSDT. Timekeeping comes from kvm-clock and the local
-/// APIC timer. Cloud Hypervisor and Firecracker run Linux guests the same way.
+/// APIC timer: with no PIT tick, Linux calibrates the local APIC timer against the TSC, so it must know
+/// the TSC frequency (kvm-clock tells it; a QEMU TCG test guest whose PIT calibration failed hung there).
+/// Cloud Hypervisor and Firecracker run Linux guests the same way.
 ///
 /// Field offsets used (all others are 0):
 ///
