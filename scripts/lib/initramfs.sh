@@ -1,0 +1,95 @@
+# shellcheck shell=bash
+# Building small initramfs images from busybox, a few kernel modules and an /init script. Source after common.sh.
+#
+# The images are plain (uncompressed) newc cpio archives: the kernel unpacks them without a decompressor, which
+# matters when the kernel runs emulated (the test host under TCG, a guest on this machine's nested KVM), and two
+# of them can be concatenated into one initrd (the kernel unpacks each archive in turn over the same rootfs).
+# The kernel's own built-in initramfs already provides /dev/console, so no device node has to be created and
+# none of this needs root.
+
+SWIFTLET_INITS="$SWIFTLET_SCRIPTS/initramfs"
+
+# The statically linked busybox from Debian's busybox-static (a dynamic one would need its libraries copied too).
+static_busybox() {
+    local bb
+    bb="$(command -v busybox || true)"
+    [ -n "$bb" ] || die "busybox not found: run scripts/setup (it installs busybox-static)"
+    if ldd "$bb" >/dev/null 2>&1; then
+        die "$bb is dynamically linked: install busybox-static (apt-get install busybox-static)"
+    fi
+    printf '%s\n' "$bb"
+}
+
+# initramfs_skeleton ROOT: the directories every image has, busybox with each applet as a symlink to it, and
+# just enough of /etc for programs that look up user names.
+initramfs_skeleton() {
+    local root="$1" bb applet
+    bb="$(static_busybox)"
+    rm -rf "$root"
+    mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,root,etc,mnt,run}
+    chmod 1777 "$root/tmp"
+    cp "$bb" "$root/bin/busybox"
+    # --list-full prints each applet with the directory it belongs in: bin/sh, sbin/insmod, usr/bin/awk, ...
+    while read -r applet; do
+        [ "$applet" = "bin/busybox" ] || ln -sf /bin/busybox "$root/$applet"
+    done < <("$bb" --list-full)
+    printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+    printf 'root:x:0:\n' >"$root/etc/group"
+}
+
+# initramfs_modules ROOT KERNELDIR: copy the modules prepared by prepare_kernel_dir to /lib/modules/<release>/,
+# with their load order, and index them so that busybox modprobe works in the image's shell too.
+initramfs_modules() {
+    local root="$1" kdir="$2" release
+    release="$(cat "$kdir/release")"
+    mkdir -p "$root/lib/modules/$release"
+    cp -r "$kdir/modules/." "$root/lib/modules/$release/"
+    depmod -b "$root" "$release"
+}
+
+# write_cpio ROOT OUT: archive the tree under ROOT as a newc cpio, every file owned by root, entries sorted so
+# that each directory comes before what it holds (the kernel does not create missing parent directories).
+write_cpio() {
+    local root="$1" out="$2"
+    (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) >"$out.$$"
+    mv "$out.$$" "$out"
+}
+
+# install_init ROOT FILE: FILE from scripts/initramfs/ becomes the image's /init.
+install_init() {
+    install -m 0755 "$SWIFTLET_INITS/$2" "$1/init"
+}
+
+# The default guest: busybox, the virtio/vsock modules, an /init that loads them and starts a shell.
+build_guest_initramfs() {
+    local gdir="$SWIFTLET_CACHE/guest" root
+    root="$(mktemp -d "$SWIFTLET_CACHE/guest/.root.XXXXXX")"
+    initramfs_skeleton "$root"
+    initramfs_modules "$root" "$gdir"
+    install_init "$root" guest-init
+    write_cpio "$root" "$gdir/initramfs.cpio"
+    rm -rf "$root"
+}
+
+# The test guest: busybox and an /init that prints what the kernel was given and powers off. No modules.
+build_guest_test_initramfs() {
+    local gdir="$SWIFTLET_CACHE/guest" root
+    root="$(mktemp -d "$SWIFTLET_CACHE/guest/.root.XXXXXX")"
+    initramfs_skeleton "$root"
+    install_init "$root" guest-test-init
+    write_cpio "$root" "$gdir/test-initramfs.cpio"
+    rm -rf "$root"
+}
+
+# The test host's base: busybox, the KVM and tun modules, and the /init that runs a command (scripts/testhost
+# appends a second archive with the command and its files).
+build_testhost_base() {
+    local tdir="$SWIFTLET_CACHE/testhost" root
+    root="$(mktemp -d "$SWIFTLET_CACHE/testhost/.root.XXXXXX")"
+    initramfs_skeleton "$root"
+    initramfs_modules "$root" "$tdir"
+    install_init "$root" testhost-init
+    mkdir -p "$root/testhost"
+    write_cpio "$root" "$tdir/base.cpio"
+    rm -rf "$root"
+}
