@@ -19,6 +19,8 @@ let package = Package(
     targets: [
         // <linux/kvm.h>, request numbers and fixed-arity ioctl helpers. Nothing else.
         .target(name: "CKVM"),
+        // Linux host calls Swift's Glibc module leaves out (signalfd, thread names).
+        .target(name: "CHost"),
         // Guest physical memory: mmap'd regions behind bounds-checked accessors.
         .target(name: "GuestMemory", dependencies: [
             .product(name: "SystemPackage", package: "swift-system"),
@@ -38,7 +40,7 @@ let package = Package(
         ]),
         // The VMM library: configuration, builder, vCPU threads, exit dispatch, lifecycle.
         .target(name: "Swiftlet", dependencies: [
-            "KVM", "GuestMemory", "Boot", "ACPI", "Devices",
+            "CHost", "KVM", "GuestMemory", "Boot", "ACPI", "Devices",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),

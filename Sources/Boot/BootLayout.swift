@@ -28,7 +28,9 @@ public enum BootLayout {
     public static let idt = GuestAddress(0x580)
     public static let tss = GuestAddress(0x600)
     /// A 64-bit TSS is 104 bytes (Intel SDM Vol. 3A, 8.7 "Task Management in 64-bit Mode").
-    public static let tssSize: UInt64 = 104
+    /// The 64-bit TSS (104 bytes) followed by an I/O permission bitmap for ports 0-0x3FF (128 bytes, all
+    /// allowed) and its terminating 0xFF byte.
+    public static let tssSize: UInt64 = 104 + 128 + 1
 
     public static let pvhStartInfo = GuestAddress(0x6000)
     public static let pvhModuleList = GuestAddress(0x6040)

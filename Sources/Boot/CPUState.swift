@@ -78,6 +78,15 @@ public struct InitialCPUState: Equatable, Sendable {
     public var ldt: SegmentState
     public var gdt: DescriptorTableState
     public var idt: DescriptorTableState
+
+    public init(rip: UInt64, rsp: UInt64, rsi: UInt64, rbx: UInt64, rflags: UInt64, cr0: UInt64, cr3: UInt64, cr4: UInt64,
+                efer: UInt64, cs: SegmentState, ds: SegmentState, es: SegmentState, fs: SegmentState, gs: SegmentState,
+                ss: SegmentState, tr: SegmentState, ldt: SegmentState, gdt: DescriptorTableState, idt: DescriptorTableState) {
+        self.rip = rip; self.rsp = rsp; self.rsi = rsi; self.rbx = rbx; self.rflags = rflags
+        self.cr0 = cr0; self.cr3 = cr3; self.cr4 = cr4; self.efer = efer
+        self.cs = cs; self.ds = ds; self.es = es; self.fs = fs; self.gs = gs; self.ss = ss; self.tr = tr; self.ldt = ldt
+        self.gdt = gdt; self.idt = idt
+    }
 }
 
 /// Control register and MSR bits (Intel SDM Vol. 3A, 2.5 "Control Registers"; EFER: 2.2.1).

@@ -89,14 +89,16 @@ public enum BootGDT {
     public static var limit: UInt16 { UInt16(entries.count * 8 - 1) }
 
     /// Writes the GDT, an empty IDT and the TSS. The TSS's RSP0 is `BootLayout.ring0StackTop` so that an
-    /// interrupt or exception taken at CPL 3 has a stack to land on; its I/O map base points past the TSS
-    /// (no permission bitmap), so CPL 3 port I/O depends on RFLAGS.IOPL alone.
+    /// interrupt or exception taken at CPL 3 has a stack to land on. Its I/O permission bitmap allows ports
+    /// 0-0x3FF to CPL 3 code: RFLAGS.IOPL = 3 already does that on hardware virtualization, but a nested-PVM
+    /// host does not honour the guest's IOPL and consults only the bitmap (measured).
     public static func write(to memory: GuestMemory) throws(BootError) {
         var table = [UInt8](repeating: 0, count: entries.count * 8)
         for (index, entry) in entries.enumerated() { table.put(entry, at: index * 8) }
         var tss = [UInt8](repeating: 0, count: Int(BootLayout.tssSize))
         tss.put(BootLayout.ring0StackTop.rawValue, at: 4)          // RSP0
-        tss.put(UInt16(BootLayout.tssSize), at: 102)                // I/O map base: none
+        tss.put(UInt16(104), at: 102)                               // I/O map base: right after the TSS
+        tss[Int(BootLayout.tssSize) - 1] = 0xFF                     // bitmap terminator (SDM 20.5.2)
         try writing("GDT, IDT and TSS") { () throws(GuestMemoryError) in
             try memory.write(table, at: BootLayout.gdt)
             // IDT limit is 0, so no gate is ever valid: an exception before the guest loads its own IDT

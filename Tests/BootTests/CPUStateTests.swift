@@ -24,7 +24,7 @@ import GuestMemory
         #expect(try entry(0x00) == 0)
         #expect(try entry(0x10) == 0x00af_9b00_0000_ffff)      // __BOOT_CS: 64-bit code
         #expect(try entry(0x18) == 0x00cf_9300_0000_ffff)      // __BOOT_DS: data
-        #expect(try entry(0x20) == 0x0000_8b00_0600_0067)      // busy TSS at 0x600, limit 0x67
+        #expect(try entry(0x20) == 0x0000_8b00_0600_00e8)      // busy TSS at 0x600, limit 0x67
         #expect(try entry(0x28) == 0)                          // TSS base 63:32
         #expect(try entry(0x30) == 0x00cf_9b00_0000_ffff)      // 32-bit code (PVH)
         #expect(try entry(0x38) == 0x00cf_f300_0000_ffff)      // DPL 3 data
@@ -40,7 +40,7 @@ import GuestMemory
         #expect(code == SegmentState(base: 0, limit: 0xffff_ffff, selector: 0x10, type: 0xb, present: 1, dpl: 0,
                                      db: 0, s: 1, l: 1, g: 1, avl: 0))
         let tss = BootGDT.tss.segmentState(selector: 0x20)
-        #expect(tss == SegmentState(base: 0x600, limit: 0x67, selector: 0x20, type: 0xb, present: 1, dpl: 0,
+        #expect(tss == SegmentState(base: 0x600, limit: 0xe8, selector: 0x20, type: 0xb, present: 1, dpl: 0,
                                     db: 0, s: 0, l: 0, g: 0, avl: 0))
     }
 

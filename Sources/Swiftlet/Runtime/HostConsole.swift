@@ -1,4 +1,5 @@
 import Devices
+import KVM
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -27,21 +28,15 @@ final class ConsoleInput: Sendable {
     private let deliver: @Sendable (ArraySlice<UInt8>) -> Int
     private let onEscapeStop: @Sendable () -> Void
     private let watchEscape: Bool
-    private let wakeup: (read: Int32, write: Int32)
+    /// Signalled by `stop()` to end the input thread's poll.
+    private let wakeup: EventFD
     private let thread = Mutex<HostThread?>(nil)
 
     init(watchEscape: Bool, deliver: @escaping @Sendable (ArraySlice<UInt8>) -> Int, onEscapeStop: @escaping @Sendable () -> Void) throws(MachineError) {
         self.watchEscape = watchEscape
         self.deliver = deliver
         self.onEscapeStop = onEscapeStop
-        var fds: [Int32] = [0, 0]
-        guard pipe2(&fds, O_CLOEXEC) == 0 else { throw .hostCallFailed(name: "pipe2", errno: errno) }
-        wakeup = (fds[0], fds[1])
-    }
-
-    deinit {
-        close(wakeup.read)
-        close(wakeup.write)
+        do { wakeup = try EventFD() } catch { throw .kvm(error) }
     }
 
     func start() throws(MachineError) {
@@ -51,15 +46,14 @@ final class ConsoleInput: Sendable {
 
     /// Ends the input thread and waits for it.
     func stop() {
-        var byte: UInt8 = 0
-        _ = Glibc.write(wakeup.write, &byte, 1)
+        wakeup.signal()
         thread.withLock { $0 }?.join()
     }
 
     private func run() {
         var buffer = [UInt8](repeating: 0, count: 256)
         var pendingEscape = false
-        var fds = [pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeup.read, events: Int16(POLLIN), revents: 0)]
+        var fds = [pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeup.fd.rawValue, events: Int16(POLLIN), revents: 0)]
         while true {
             fds[0].revents = 0; fds[1].revents = 0
             let ready = poll(&fds, 2, -1)
@@ -101,7 +95,7 @@ final class ConsoleInput: Sendable {
             let taken = deliver(rest)
             rest = rest.dropFirst(taken)
             if !rest.isEmpty {
-                var wake = pollfd(fd: wakeup.read, events: Int16(POLLIN), revents: 0)
+                var wake = pollfd(fd: wakeup.fd.rawValue, events: Int16(POLLIN), revents: 0)
                 if poll(&wake, 1, 10) > 0 { return false }
             }
         }

@@ -1,3 +1,4 @@
+import CHost
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,7 +25,7 @@ final class HostThread: @unchecked Sendable {
             Unmanaged<Box>.fromOpaque(box).release()
             throw .threadCreationFailed(name: name, errno: result)
         }
-        _ = pthread_setname_np(thread, String(name.prefix(15)))
+        _ = chost_set_thread_name(thread, String(name.prefix(15)))
     }
 
     func join() { pthread_join(thread, nil) }
@@ -45,6 +46,16 @@ enum KickSignal {
         sigemptyset(&action.sa_mask)
         action.sa_flags = 0
         sigaction(number, &action, nil)
+    }
+
+    /// Lets the kick reach the calling thread. vCPU threads call this first: a thread inherits its creator's
+    /// signal mask, and a library caller's thread (a Dispatch worker, a test runner's thread) may have every
+    /// signal blocked, which would make KVM_RUN impossible to interrupt.
+    static func unblockInCurrentThread() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, number)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 }
 

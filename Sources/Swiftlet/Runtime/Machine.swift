@@ -1,5 +1,6 @@
 import ACPI
 import Boot
+import CHost
 import Devices
 import GuestMemory
 import KVM

@@ -9,6 +9,9 @@ final class StopController: Sendable {
     let wakeup: EventFD
     /// Read on the vCPU exit path after an EINTR; set once stopping has begun.
     let stopping = Atomic<Bool>(false)
+    /// Set as soon as any reason is recorded. vCPUs check it after each device access, so a device that ends
+    /// the VM (reset, power-off) takes effect before the guest executes another instruction.
+    let requested = Atomic<Bool>(false)
 
     init() throws(KVMError) { wakeup = try EventFD() }
 
@@ -18,7 +21,10 @@ final class StopController: Sendable {
             current = stopReason
             return true
         }
-        if first { wakeup.signal() }
+        if first {
+            requested.store(true, ordering: .releasing)
+            wakeup.signal()
+        }
     }
 
     var current: StopReason? { reason.withLock { $0 } }

@@ -15,6 +15,7 @@ struct VCPURunner: Sendable {
     let logger: Logger
 
     func run() {
+        KickSignal.unblockInCurrentThread()
         if vcpu.id == 0 { timeline.mark(.firstGuestEntry) }
         while true {
             let exit: VCPUExit
@@ -32,6 +33,9 @@ struct VCPURunner: Sendable {
                         logger.debug("unclaimed port write", metadata: ["port": "\(hex(UInt64(port)))", "size": "\(size)", "value": "\(hex(value))"])
                     }
                 }
+                // A device access may have ended the machine (i8042 reset, ACPI power-off): stop before the
+                // guest runs on, as hardware would. One relaxed load per exit.
+                if stop.requested.load(ordering: .relaxed) { return }
             case let .portIn(port, size, count):
                 for index in 0..<count {
                     var value = portBus.read(address: UInt64(port), width: size)
@@ -41,6 +45,7 @@ struct VCPURunner: Sendable {
                     if value == nil { value = allOnes(size) }
                     vcpu.setPortInValue(value!, index: index, size: size)
                 }
+                if stop.requested.load(ordering: .relaxed) { return }
             case let .mmioWrite(address, length, value):
                 if !mmioBus.write(address: address, width: length, value: value) {
                     logger.debug("unclaimed MMIO write", metadata: ["address": "\(hex(address))", "size": "\(length)", "value": "\(hex(value))"])
@@ -52,6 +57,7 @@ struct VCPURunner: Sendable {
                     value = allOnes(length)
                 }
                 vcpu.setMMIOReadValue(value!, length: length)
+                if stop.requested.load(ordering: .relaxed) { return }
             case .interrupted:
                 if stop.stopping.load(ordering: .acquiring) { return }
             case .halt:
