@@ -50,6 +50,7 @@ struct VCPURunner: Sendable {
                 if !mmioBus.write(address: address, width: length, value: value) {
                     logger.debug("unclaimed MMIO write", metadata: ["address": "\(hex(address))", "size": "\(length)", "value": "\(hex(value))"])
                 }
+                if stop.requested.load(ordering: .relaxed) { return }
             case let .mmioRead(address, length):
                 var value = mmioBus.read(address: address, width: length)
                 if value == nil {
