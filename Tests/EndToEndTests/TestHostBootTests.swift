@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+
+/// Unmodified Debian cloud kernels booted by Swiftlet inside the QEMU test host (scripts/testhost), where
+/// /dev/kvm is real hardware virtualization (emulated). Each boot takes a minute or two here, so there are
+/// few, and each checks many things. Skipped unless `scripts/setup` prepared the test host and guests.
+@Suite(.serialized, .enabled(if: TestHost.isPrepared, "run scripts/setup to prepare the test host and guests"))
+struct TestHostBootTests {
+    @Test("the stock bzImage boots to its init on 2 vCPUs; init sees our command line, memory and CPUs; power-off exits 0")
+    func stockKernelBootsToInit() throws {
+        let commandLine = "console=ttyS0 reboot=k panic=-1 swiftlet.e2e=1"
+        let result = try TestHost.run(["swiftlet", "run", "--kernel", TestHost.guest("vmlinuz"),
+                                       "--initrd", TestHost.guest("test-initramfs.cpio"),
+                                       "--cmdline", commandLine, "--memory", "256M", "--cpus", "2", "--boot-timeline"])
+        let facts = TestHost.facts(in: result.output)
+        #expect(result.status == 0, "output:\n\(result.output)")
+        #expect(facts["uname"] == (try TestHost.guestRelease()))
+        #expect(facts["cmdline"] == commandLine)
+        #expect(facts["nproc"] == "2")
+        // MemTotal is RAM minus what the kernel reserves for itself: most of the 256 MiB given.
+        let memTotal = Int(facts["memtotal"]?.split(separator: " ").first ?? "") ?? 0
+        #expect(memTotal > 200_000 && memTotal <= 262_144, "MemTotal \(memTotal) kB")
+        // Our ACPI tables were found and used, and did not draw complaints.
+        #expect(result.output.contains("ACPI: RSDP 0x00000000000E0000"))
+        #expect(result.output.contains("smpboot: Allowing 2 CPUs"))
+        #expect(!result.output.contains("ACPI Error"), "output:\n\(result.output)")
+        #expect(!result.output.contains("ACPI Warning"))
+        #expect(result.output.contains("swiftlet: the guest powered off"))
+        #expect(result.output.contains("first console byte"))
+    }
+
+    @Test("the default guest answers a command typed on its console, and `poweroff -f` ends swiftlet with 0")
+    func defaultGuestAnswersTypedCommands() throws {
+        let result = try TestHost.run(["swiftlet", "run"], input: "echo answer-$((6*7))\npoweroff -f\n", inputAfter: "~ # ")
+        #expect(result.status == 0, "output:\n\(result.output)")
+        #expect(result.output.contains("Swiftlet guest"), "banner missing; output:\n\(result.output)")
+        #expect(result.output.contains("answer-42"), "output:\n\(result.output)")
+        #expect(result.output.contains("swiftlet: the guest powered off"))
+    }
+}
+
+enum TestHost {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static var cache: String {
+        let environment = ProcessInfo.processInfo.environment
+        if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty { return xdg + "/swiftlet" }
+        return (environment["HOME"] ?? "/root") + "/.cache/swiftlet"
+    }
+
+    static func guest(_ name: String) -> String { cache + "/guest/" + name }
+
+    static func guestRelease() throws -> String {
+        try String(contentsOfFile: guest("release"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static var isPrepared: Bool {
+        let files = [cache + "/testhost/base.cpio", guest("vmlinuz"), guest("initramfs.cpio"), guest("test-initramfs.cpio")]
+        return files.allSatisfy { FileManager.default.fileExists(atPath: $0) }
+            && FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64")
+    }
+
+    struct Result { let status: Int32; let output: String }
+
+    /// Runs `scripts/testhost ARGS`, feeding `input` (after `inputAfter` appeared, if given); returns the exit
+    /// status and stdout+stderr together, carriage returns removed.
+    static func run(_ arguments: [String], input: String = "", inputAfter: String? = nil, timeout: Int = 900) throws -> Result {
+        let process = Process()
+        process.executableURL = root.appendingPathComponent("scripts/testhost")
+        var options = ["--timeout", "\(timeout)"]
+        if let inputAfter { options += ["--input-after", inputAfter] }
+        process.arguments = options + arguments
+        let output = Pipe(), stdin = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = stdin
+        try process.run()
+        stdin.fileHandleForWriting.write(Data(input.utf8))
+        try stdin.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r", with: "")
+        return Result(status: process.terminationStatus, output: text)
+    }
+
+    /// The `SWIFTLET-TEST key=value` lines the test initramfs prints.
+    static func facts(in output: String) -> [String: String] {
+        var facts: [String: String] = [:]
+        for line in output.split(separator: "\n") where line.hasPrefix("SWIFTLET-TEST ") {
+            let pair = line.dropFirst("SWIFTLET-TEST ".count)
+            guard let equals = pair.firstIndex(of: "=") else { continue }
+            facts[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+        }
+        return facts
+    }
+}
