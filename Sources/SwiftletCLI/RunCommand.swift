@@ -81,11 +81,11 @@ struct RunCommand: ParsableCommand {
         let logger = Logger(label: "swiftlet")
         do {
             let configuration = try makeConfiguration()
+            let timeline = BootTimeline(origin: processStart)
+            let machine = try Machine(configuration: configuration, timeline: timeline, logger: logger)
             if case .linux = configuration.payload, HostKind.detect() == .nestedPVM {
                 logger.warning("\(HostKind.pvmWarning)")
             }
-            let timeline = BootTimeline(origin: processStart)
-            let machine = try Machine(configuration: configuration, timeline: timeline, logger: logger)
             for line in machine.bootLog { logger.info("\(line)") }
             let reason = machine.run(timeout: timeout)
             if bootTimeline { printError(timeline.report) }
