@@ -1,0 +1,42 @@
+import SystemPackage
+import Testing
+@testable import KVM
+
+/// What a user reads when /dev/kvm cannot be used: the cause, and what to do about it.
+struct KVMErrorTests {
+    @Test func aMissingDeviceSaysToEnableVirtualizationAndLoadTheModule() {
+        #expect(throws: KVMError.deviceUnavailable(path: "/nonexistent/kvm", errno: .noSuchFileOrDirectory)) {
+            try KVMSystem(path: "/nonexistent/kvm")
+        }
+        let text = KVMError.deviceUnavailable(path: "/dev/kvm", errno: .noSuchFileOrDirectory).description
+        #expect(text.contains("modprobe kvm_intel"))
+        #expect(text.contains("hardware virtualization"))
+    }
+
+    @Test func aPermissionProblemSaysToJoinTheKVMGroup() {
+        let text = KVMError.deviceUnavailable(path: "/dev/kvm", errno: .permissionDenied).description
+        #expect(text.contains("kvm group"))
+    }
+
+    @Test func ioctlFailuresNameTheIoctlAndErrno() {
+        let text = KVMError.ioctlFailed(name: "KVM_CREATE_VM", errno: .invalidArgument).description
+        #expect(text.hasPrefix("KVM_CREATE_VM failed"))
+        #expect(text.contains("errno 22"))
+    }
+
+    @Test func aFileThatIsNotKVMIsRejected() {
+        // /dev/null answers every ioctl with ENOTTY: KVM_GET_API_VERSION fails and says so.
+        #expect(throws: KVMError.ioctlFailed(name: "KVM_GET_API_VERSION", errno: .inappropriateIOCTLForDevice)) {
+            try KVMSystem(path: "/dev/null")
+        }
+    }
+
+    @Test("an emulation failure's instruction bytes are decoded from internal.data")
+    func internalErrorInstructionBytes() {
+        // flags = 1 (bytes present); then length 3 and `0f 01 ca` (clac), little-endian in the next word.
+        let error = VCPUExit.InternalError(suberror: 1, data: [1, 0x00CA_010F_03, 0])
+        #expect(error.instructionBytes == [0x0F, 0x01, 0xCA])
+        #expect(VCPUExit.InternalError(suberror: 1, data: [0, 0, 0]).instructionBytes == nil)
+        #expect(VCPUExit.InternalError(suberror: 1, data: [1, 0x20, 0]).instructionBytes == nil)   // length 32 > 15
+    }
+}
