@@ -38,6 +38,12 @@ let package = Package(
         .target(name: "Devices", dependencies: [
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Virtio 1.2: split virtqueues, feature negotiation, device status; device models (Block/, ...).
+        .target(name: "Virtio", dependencies: [
+            "GuestMemory",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
         // The VMM library: configuration, builder, vCPU threads, exit dispatch, lifecycle.
         .target(name: "Swiftlet", dependencies: [
             "CHost", "KVM", "GuestMemory", "Boot", "ACPI", "Devices",
@@ -53,6 +59,7 @@ let package = Package(
         .testTarget(name: "BootTests", dependencies: ["Boot", "GuestMemory"], exclude: ["Fixtures"]),
         .testTarget(name: "ACPITests", dependencies: ["ACPI", "GuestMemory"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
+        .testTarget(name: "VirtioTests", dependencies: ["Virtio", "GuestMemory"]),
         .testTarget(name: "KVMTests", dependencies: ["Swiftlet", "KVM", "GuestMemory", "Boot", "Devices"]),
         // Run the built `swiftlet` binary as a subprocess (swift test builds it first).
         .testTarget(name: "CLITests", dependencies: []),
