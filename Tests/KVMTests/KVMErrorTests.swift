@@ -1,3 +1,5 @@
+import Foundation
+import GuestMemory
 import SystemPackage
 import Testing
 @testable import KVM
@@ -38,5 +40,25 @@ struct KVMErrorTests {
         #expect(error.instructionBytes == [0x0F, 0x01, 0xCA])
         #expect(VCPUExit.InternalError(suberror: 1, data: [0, 0, 0]).instructionBytes == nil)
         #expect(VCPUExit.InternalError(suberror: 1, data: [1, 0x20, 0]).instructionBytes == nil)   // length 32 > 15
+    }
+}
+
+/// KVM objects the platform issue builds on, exercised directly against /dev/kvm.
+@Suite(.enabled(if: FileManager.default.isReadableFile(atPath: "/dev/kvm"), "needs /dev/kvm"))
+struct KVMBindingTests {
+    @Test("KVM accepts the default irqchip routes plus MSI routes, and irqfd/ioeventfd registrations")
+    func routingIRQFDAndIOEventFD() throws {
+        let vm = try KVMSystem().createVM()
+        try vm.createIRQChip()
+        let routes = GSIRoute.defaultIRQChipRoutes + [.msi(gsi: 24, addressLow: 0xFEE0_0000, addressHigh: 0, data: 0x41)]
+        try vm.setGSIRouting(routes)
+        try vm.registerIRQFD(try EventFD(), gsi: 24)
+        try vm.registerIOEventFD(try EventFD(), at: .port(0x510), length: 2)
+        try vm.registerIOEventFD(try EventFD(), at: .mmio(GuestAddress(0xD000_0000)), length: 4, matching: 7)
+    }
+
+    @Test func supportedCPUIDHasTheKVMSignatureLeaf() throws {
+        let entries = try KVMSystem().supportedCPUID()
+        #expect(entries.contains { $0.function == 0x4000_0000 && $0.ebx == 0x4B4D_564B })   // "KVMK"
     }
 }

@@ -80,6 +80,13 @@ struct ckvm_msr_list {
     uint32_t indices[CKVM_MAX_MSR_INDICES];
 };
 
+#define CKVM_MAX_IRQ_ROUTES 1024
+struct ckvm_irq_routing {
+    __u32 nr;
+    __u32 flags;
+    struct kvm_irq_routing_entry entries[CKVM_MAX_IRQ_ROUTES];
+};
+
 // Access to the kvm_run union members by name (Swift imports anonymous unions awkwardly).
 static inline struct kvm_run *ckvm_run(void *page) { return (struct kvm_run *)page; }
 
