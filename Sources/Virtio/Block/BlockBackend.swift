@@ -41,6 +41,8 @@ public enum BlockError: Error, Equatable, Sendable, CustomStringConvertible {
     case unexpectedEndOfFile(offset: UInt64)
     /// The image is read-only and a write reached the backend.
     case readOnly
+    /// The `id=` of a disk is longer than the 20 bytes GET_ID can return.
+    case idTooLong(String)
     /// A data buffer was not in guest memory (the parser prevents this; kept so nothing traps).
     case guestMemory(GuestMemoryError)
 
@@ -56,6 +58,7 @@ public enum BlockError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(operation) of \(length) bytes at offset \(offset) failed: \(errno) (errno \(errno.rawValue))"
         case let .unexpectedEndOfFile(offset): return "disk image ended early, at offset \(offset)"
         case .readOnly: return "write to a read-only disk image"
+        case let .idTooLong(id): return "disk id \"\(id)\" is longer than 20 bytes (virtio-blk serials are at most 20)"
         case let .guestMemory(error): return error.description
         }
     }

@@ -243,9 +243,9 @@ enum Fallocate {
 
     typealias Function = @convention(c) (Int32, Int32, Int64, Int64) -> Int32
 
-    // SAFETY: written once, by the lazy global initialiser (thread-safe), and only read afterwards. The C
-    // signature is glibc's `int fallocate(int fd, int mode, off_t offset, off_t len)` with a 64-bit off_t.
-    nonisolated(unsafe) static let function: Function? = {
+    // Resolved once (static lets initialise lazily and thread-safely). SAFETY of the cast: glibc's signature is
+    // `int fallocate(int fd, int mode, off_t offset, off_t len)` with a 64-bit off_t on every 64-bit Linux.
+    static let function: Function? = {
         guard let symbol = dlsym(nil, "fallocate") else { return nil }  // nil handle: RTLD_DEFAULT
         return unsafeBitCast(symbol, to: Function.self)
     }()
