@@ -130,6 +130,20 @@ private func sectorPattern(_ byte: UInt8) -> [UInt8] { [UInt8](repeating: byte, 
         #expect(image.nextHole(from: 0) == 64 * 512)
     }
 
+    @Test func writeZeroesFallsBackToWritingZerosWithoutZeroRange() throws {
+        // tmpfs (/dev/shm on Linux) has no FALLOC_FL_ZERO_RANGE (EOPNOTSUPP): the backend writes zeros itself.
+        guard access("/dev/shm", W_OK) == 0 else { return }
+        let image = TemporaryImage(size: 256 << 10, directory: "/dev/shm")
+        let device = try handler(image)
+        var b = try RequestBuilder()
+        let chain = try b.chain(type: T.writeZeroes, out: [RequestBuilder.range(sector: 1, count: 300)])
+        #expect(device.handle(chain, memory: b.memory).status == .ok)
+        #expect(image.contents(at: 512, count: 300 * 512) == [UInt8](repeating: 0, count: 300 * 512))
+        #expect(image.contents(at: 0, count: 512) != sectorPattern(0))
+        #expect(image.contents(at: 301 * 512, count: 512) != sectorPattern(0))
+        #expect(image.nextHole(from: 0) == 256 << 10)
+    }
+
     // MARK: Read-only images
 
     @Test func readOnlyImageRefusesWritesAndOffersRO() throws {

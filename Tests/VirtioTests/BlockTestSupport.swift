@@ -16,8 +16,8 @@ final class TemporaryImage {
     let path: String
 
     /// A file of `size` bytes whose byte at offset i is `pattern(i)` (so misplaced reads are caught).
-    init(size: Int, pattern: (Int) -> UInt8 = { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }) {
-        var template = Array("/tmp/swiftlet-blk-XXXXXX".utf8CString)
+    init(size: Int, directory: String = "/tmp", pattern: (Int) -> UInt8 = { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }) {
+        var template = Array("\(directory)/swiftlet-blk-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         precondition(fd >= 0, "mkstemp failed")
         path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)

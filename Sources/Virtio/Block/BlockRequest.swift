@@ -46,11 +46,12 @@ public struct BlockRequest: Sendable, Equatable {
         case writeZeroes([BlockRange])
     }
 
-    public var operation: Operation
+    public let operation: Operation
     /// The status byte: the last byte of the last (device-writable) segment.
-    public var statusAddress: GuestAddress
+    public let statusAddress: GuestAddress
 
-    public init(operation: Operation, statusAddress: GuestAddress) {
+    /// Internal: a BlockRequest is proof that `parse` checked it, so only `parse` makes one.
+    init(operation: Operation, statusAddress: GuestAddress) {
         self.operation = operation
         self.statusAddress = statusAddress
     }
