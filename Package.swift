@@ -40,7 +40,7 @@ let package = Package(
         ]),
         // Virtio 1.2: split virtqueues, feature negotiation, device status; device models (Block/, ...).
         .target(name: "Virtio", dependencies: [
-            "GuestMemory",
+            "CHost", "GuestMemory",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),

@@ -18,6 +18,7 @@
 #elseif canImport(Musl)
     import Musl
 #endif
+import CHost
 import GuestMemory
 import Logging
 import SystemPackage
@@ -232,23 +233,12 @@ public final class RawDiskImage: BlockBackend {
     }
 }
 
-/// fallocate(2). Swift's Glibc module does not export it (glibc declares it only under _GNU_SOURCE), nor the
-/// FALLOC_FL_* flags, so the symbol is looked up once in libc and the flags are spelled out here.
-/// TODO(lead): a `chost_fallocate` in CHost would replace the dlsym.
+/// fallocate(2), through CHost (Swift's Glibc module does not export it: glibc declares it only under
+/// _GNU_SOURCE).
 enum Fallocate {
-    // <linux/falloc.h>
-    static let keepSize: Int32 = 0x01  // FALLOC_FL_KEEP_SIZE: never change the file size
-    static let punchHole: Int32 = 0x02  // FALLOC_FL_PUNCH_HOLE: deallocate; reads return zeros (needs KEEP_SIZE)
-    static let zeroRange: Int32 = 0x10  // FALLOC_FL_ZERO_RANGE: make the range read as zeros, keep it allocated
-
-    typealias Function = @convention(c) (Int32, Int32, Int64, Int64) -> Int32
-
-    // Resolved once (static lets initialise lazily and thread-safely). SAFETY of the cast: glibc's signature is
-    // `int fallocate(int fd, int mode, off_t offset, off_t len)` with a 64-bit off_t on every 64-bit Linux.
-    static let function: Function? = {
-        guard let symbol = dlsym(nil, "fallocate") else { return nil }  // nil handle: RTLD_DEFAULT
-        return unsafeBitCast(symbol, to: Function.self)
-    }()
+    static let keepSize = Int32(FALLOC_FL_KEEP_SIZE)    // never change the file size
+    static let punchHole = Int32(FALLOC_FL_PUNCH_HOLE)  // deallocate; reads return zeros (needs KEEP_SIZE)
+    static let zeroRange = Int32(FALLOC_FL_ZERO_RANGE)  // make the range read as zeros, keep it allocated
 
     enum Outcome {
         case success
@@ -258,9 +248,8 @@ enum Fallocate {
     }
 
     static func call(_ fd: Int32, mode: Int32, offset: UInt64, length: UInt64) -> Outcome {
-        guard let function else { return .unsupported }
         while true {
-            if function(fd, mode, Int64(offset), Int64(length)) == 0 { return .success }
+            if chost_fallocate(fd, mode, Int64(offset), Int64(length)) == 0 { return .success }
             switch errno {
             case EINTR: continue
             case EOPNOTSUPP, ENOSYS, ENOTTY, ENODEV: return .unsupported
