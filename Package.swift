@@ -44,9 +44,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
+        // The virtio-pci transport (virtio 1.2 §4.1): a virtio device as a PCI function with MSI-X.
+        .target(name: "VirtioPCI", dependencies: [
+            "Virtio", "Devices", "GuestMemory",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The VMM library: configuration, builder, vCPU threads, exit dispatch, lifecycle.
         .target(name: "Swiftlet", dependencies: [
-            "CHost", "KVM", "GuestMemory", "Boot", "ACPI", "Devices",
+            "CHost", "KVM", "GuestMemory", "Boot", "ACPI", "Devices", "Virtio", "VirtioPCI",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
@@ -60,6 +65,7 @@ let package = Package(
         .testTarget(name: "ACPITests", dependencies: ["ACPI", "GuestMemory"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "GuestMemory"]),
+        .testTarget(name: "VirtioPCITests", dependencies: ["VirtioPCI", "Virtio", "Devices", "GuestMemory"]),
         .testTarget(name: "KVMTests", dependencies: ["Swiftlet", "KVM", "GuestMemory", "Boot", "Devices"]),
         // Run the built `swiftlet` binary as a subprocess (swift test builds it first).
         .testTarget(name: "CLITests", dependencies: []),
