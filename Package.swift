@@ -60,6 +60,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // scripts/bench's lean runner of raw guests: the library without the CLI's dependencies (docs/performance.md).
+        .executableTarget(name: "swiftlet-bench", dependencies: ["Swiftlet"]),
         .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "GuestMemory"], exclude: ["Fixtures"]),
         .testTarget(name: "ACPITests", dependencies: ["ACPI", "GuestMemory"]),
