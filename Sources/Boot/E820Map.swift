@@ -72,9 +72,20 @@ public struct E820Map: Equatable, Sendable {
         self.entries = entries
     }
 
-    /// The map for the RAM regions of `memory`.
-    public init(memory: GuestMemory) throws(BootError) {
+    /// The map for the RAM regions of `memory`, plus `reserved` ranges outside RAM (device memory the guest
+    /// must not take for itself, e.g. PCI ECAM: Linux uses an MCFG area only if firmware reserved it).
+    public init(memory: GuestMemory, reserved: [(start: GuestAddress, size: UInt64)] = []) throws(BootError) {
         try self.init(ramRanges: memory.regions.map { (start: $0.guestBase, size: $0.size) })
+        for range in reserved where range.size > 0 {
+            guard !memory.regions.contains(where: { $0.guestBase < range.start.adding(range.size) && range.start < $0.end }) else {
+                throw .unsupportedMemoryLayout("reserved range at \(range.start) overlaps RAM")
+            }
+            entries.append(Entry(address: range.start, size: range.size, type: .reserved))
+        }
+        entries.sort { $0.address < $1.address }
+        guard entries.count <= Self.maxEntries else {
+            throw .unsupportedMemoryLayout("\(entries.count) e820 entries (at most \(Self.maxEntries))")
+        }
     }
 
     /// End of the RAM that starts at 0 (below the 32-bit MMIO hole): the ceiling for the initrd.

@@ -25,9 +25,13 @@ public struct LinuxBootRequest: Sendable {
     /// Where the VMM put the ACPI RSDP, passed to the kernel in boot_params.acpi_rsdp_addr (or the PVH
     /// start_info's rsdp_paddr).
     public var rsdpAddress: GuestAddress?
+    /// Device ranges outside RAM to mark reserved in the e820 map (PCI ECAM).
+    public var reservedRanges: [(start: GuestAddress, size: UInt64)]
 
     public init(kernel: [UInt8], initrd: [UInt8]? = nil, commandLine: String = "", entry: EntryPreference = .automatic,
-                unpackPayloadInHost: Bool = true, rsdpAddress: GuestAddress? = nil) {
+                unpackPayloadInHost: Bool = true, rsdpAddress: GuestAddress? = nil,
+                reservedRanges: [(start: GuestAddress, size: UInt64)] = []) {
+        self.reservedRanges = reservedRanges
         self.kernel = kernel
         self.initrd = initrd
         self.commandLine = commandLine
@@ -70,7 +74,7 @@ public struct LoadedKernel: Sendable {
 public func loadLinux(_ request: LinuxBootRequest, into memory: GuestMemory) throws(BootError) -> LoadedKernel {
     var log: [String] = []
     let kind = try KernelKind.validate(request.kernel)
-    let memoryMap = try E820Map(memory: memory)
+    let memoryMap = try E820Map(memory: memory, reserved: request.reservedRanges)
 
     // Decide what gets loaded: an ELF (given, or unpacked from the bzImage) or the bzImage as is.
     var elf: ElfKernel?

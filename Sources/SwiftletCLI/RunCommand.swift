@@ -38,6 +38,10 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Run a bzImage's own decompressor instead of unpacking its payload in the host.")
     var noUnpack = false
 
+    @Option(help: ArgumentHelp("Attach a raw disk image as virtio-blk (vda, vdb, ... in order); repeatable.",
+                               valueName: "path[,readonly][,id=name]"))
+    var disk: [String] = []
+
     @Option(help: ArgumentHelp("Run a raw code image instead of Linux (tiny test guests).", valueName: "path"))
     var raw: String?
 
@@ -106,9 +110,11 @@ struct RunCommand: ParsableCommand {
 
     private func makeConfiguration() throws(ConfigurationError) -> MachineConfiguration {
         let size = MemorySize(parsing: memory)!   // checked in validate()
+        var disks: [DiskConfiguration] = []
+        for spec in disk { disks.append(try DiskConfiguration(parsing: spec)) }
         if let raw {
             return MachineConfiguration(payload: .rawImage(RawImagePayload(path: raw, mode: RawImagePayload.Mode(rawValue: rawMode)!)),
-                                        vcpuCount: cpus, memory: size)
+                                        vcpuCount: cpus, memory: size, disks: disks)
         }
         var kernelPath = kernel
         var initrdPath = initrd
@@ -120,7 +126,7 @@ struct RunCommand: ParsableCommand {
         let payload = LinuxPayload(kernelPath: kernelPath!, initrdPath: initrdPath,
                                    commandLine: cmdline ?? LinuxPayload.defaultCommandLine,
                                    entryPoint: LinuxPayload.EntryPoint(rawValue: entry)!, unpackKernelInHost: !noUnpack)
-        return MachineConfiguration(payload: .linux(payload), vcpuCount: cpus, memory: size)
+        return MachineConfiguration(payload: .linux(payload), vcpuCount: cpus, memory: size, disks: disks)
     }
 }
 

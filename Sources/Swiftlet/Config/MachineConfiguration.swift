@@ -13,11 +13,15 @@ public struct MachineConfiguration: Sendable, Equatable {
     public var payload: Payload
     public var vcpuCount: Int
     public var memory: MemorySize
+    /// virtio-blk disks, in order: the guest sees them as vda, vdb, ...
+    public var disks: [DiskConfiguration]
 
-    public init(payload: Payload, vcpuCount: Int = 1, memory: MemorySize = MachineConfiguration.defaultMemory) {
+    public init(payload: Payload, vcpuCount: Int = 1, memory: MemorySize = MachineConfiguration.defaultMemory,
+                disks: [DiskConfiguration] = []) {
         self.payload = payload
         self.vcpuCount = vcpuCount
         self.memory = memory
+        self.disks = disks
     }
 
     /// A Linux guest with the given kernel.
@@ -44,6 +48,11 @@ public struct MachineConfiguration: Sendable, Equatable {
         }
         guard memory.bytes % 4096 == 0 else { throw .invalidMemory(memory, reason: "memory size must be a multiple of 4 KiB") }
         guard memory.bytes <= 1 << 40 else { throw .invalidMemory(memory, reason: "at most 1 TiB is supported") }
+        for disk in disks { try disk.validate() }
+        let paths = disks.map(\.path)
+        if let repeated = paths.first(where: { path in paths.filter { $0 == path }.count > 1 }) {
+            throw .invalidDisk(repeated, reason: "the same image is given twice")
+        }
         switch payload {
         case let .linux(linux):
             try Self.checkReadableFile(linux.kernelPath, role: "kernel")
@@ -132,6 +141,7 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case unreadableFile(role: String, path: String, reason: String)
     case invalidCommandLine(String)
     case notAKernel(path: String, reason: String)
+    case invalidDisk(String, reason: String)
     case defaultGuestMissing(directory: String)
 
     public var description: String {
@@ -141,6 +151,7 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
         case let .unreadableFile(role, path, reason): return "cannot read \(role) \(path): \(reason)"
         case let .invalidCommandLine(reason): return "invalid kernel command line: \(reason)"
         case let .notAKernel(path, reason): return "\(path) is not a bootable kernel: \(reason)"
+        case let .invalidDisk(spec, reason): return "invalid disk \(spec): \(reason)"
         case let .defaultGuestMissing(directory):
             return "no --kernel given and the default guest is not prepared (\(directory) is missing). Run `scripts/setup` first, or pass --kernel PATH [--initrd PATH]"
         }

@@ -57,7 +57,8 @@ struct PayloadImage {
                 let loaded = try loadLinux(LinuxBootRequest(
                     kernel: kernel, initrd: initrd, commandLine: linux.commandLine,
                     entry: linux.entryPoint == .pvh ? .pvh : .automatic,
-                    unpackPayloadInHost: linux.unpackKernelInHost, rsdpAddress: rsdp), into: memory)
+                    unpackPayloadInHost: linux.unpackKernelInHost, rsdpAddress: rsdp,
+                    reservedRanges: PCIPlatform.reservedRanges), into: memory)
                 return Entry(cpu: loaded.cpu, log: loaded.log)
             } catch {
                 throw .boot(error)

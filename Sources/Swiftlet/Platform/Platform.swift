@@ -9,20 +9,24 @@ import Logging
 ///     port 0x3f8-0x3ff  COM1 16550A, IRQ 4      port 0x60, 0x64  i8042 (CPU reset on 0xFE)
 ///     port 0x70-0x71    CMOS RTC                port 0x80 etc.   ports answered quietly
 ///     ACPIPowerDevice   ACPI sleep/reset registers (power-off and reboot end the VM)
+///     PCI               host bridge, config ports 0xCF8-0xCFF, ECAM and BAR windows (PCIPlatform)
 enum Platform {
     struct Attached {
         let serial: Serial8250
         let portBus: PortIOBus
         let mmioBus: MMIOBus
+        let pci: PCIRoot
     }
 
     static func acpiConfiguration(vcpuCount: Int) -> ACPIConfiguration {
-        ACPIConfiguration(vcpuCount: vcpuCount)
+        var acpi = ACPIConfiguration(vcpuCount: vcpuCount)
+        PCIPlatform.describe(in: &acpi)
+        return acpi
     }
 
     static func build(vm: VirtualMachine, consoleOutput: Int32, timeline: BootTimeline, stop: StopController) throws(MachineError) -> Attached {
         var ports = PortIOBus()
-        let mmio = MMIOBus()
+        var mmio = MMIOBus()
         let serial = Serial8250(sink: ConsoleOutput(fd: consoleOutput),
                                 interrupt: KVMInterruptLine(vm: vm, gsi: Serial8250.com1IRQ),
                                 onFirstOutput: { timeline.mark(.firstConsoleByte) })
@@ -33,12 +37,13 @@ enum Platform {
             try ports.register(CMOSRTC(), base: CMOSRTC.basePort, length: CMOSRTC.portCount, name: "CMOS RTC")
             try ports.register(SystemControlPortA(onReset: { stop.request(.reset) }), base: 0x92, length: 1, name: "system control port A")
             try QuietPorts.register(on: &ports)
-            try ACPIPowerDevice.register(on: &ports, registers: acpiConfiguration(vcpuCount: 1).powerRegisters,
+            try ACPIPowerDevice.register(on: &ports, registers: ACPIConfiguration(vcpuCount: 1).powerRegisters,
                                          onPowerOff: { stop.request(.poweredOff) }, onReset: { stop.request(.reset) })
+            let pci = try PCIPlatform.attach(ports: &ports, mmio: &mmio)
+            return Attached(serial: serial, portBus: ports, mmioBus: mmio, pci: pci)
         } catch {
             throw .device("\(error)")
         }
-        return Attached(serial: serial, portBus: ports, mmioBus: mmio)
     }
 }
 
