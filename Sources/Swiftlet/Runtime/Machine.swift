@@ -46,6 +46,10 @@ public final class Machine: Sendable {
 
         // Read and check the payload before any KVM object exists: a wrong file is a configuration error.
         let payload = try PayloadImage.read(configuration.payload)
+        // Disks are parsed and validated already; attaching them needs the virtio-pci transport (in progress).
+        guard configuration.disks.isEmpty else {
+            throw .configuration(.invalidDisk(configuration.disks[0].path, reason: "virtio-blk disks are not attached yet in this build"))
+        }
         let usesInKernelIRQChip = payload.wantsInKernelIRQChip
 
         let stopController: StopController
