@@ -126,8 +126,9 @@ public final class I8042: BusDevice {
         case .none:
             break
         case .resetRequested:
-            logger.info("guest requested a CPU reset through the i8042 controller")
+            // Stop first: the machine's own stop message reports the reset; this line is only for --verbose.
             onReset()
+            logger.debug("guest requested a CPU reset through the i8042 controller")
         case .unknownCommand(let command):
             logger.debug("ignoring unsupported i8042 command", metadata: ["command": "\(hex(UInt64(command)))"])
         }

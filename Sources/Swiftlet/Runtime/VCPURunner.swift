@@ -13,6 +13,19 @@ struct VCPURunner: Sendable {
     let stop: StopController
     let timeline: BootTimeline
     let logger: Logger
+    /// Whether unclaimed accesses are logged: decided once, so the exit path does not consult the log handler
+    /// (which copies it) on every unclaimed access.
+    private let logsUnclaimed: Bool
+
+    init(vcpu: VCPU, portBus: PortIOBus, mmioBus: MMIOBus, stop: StopController, timeline: BootTimeline, logger: Logger) {
+        self.vcpu = vcpu
+        self.portBus = portBus
+        self.mmioBus = mmioBus
+        self.stop = stop
+        self.timeline = timeline
+        self.logger = logger
+        logsUnclaimed = logger.logLevel <= .debug
+    }
 
     func run() {
         KickSignal.unblockInCurrentThread()
@@ -29,7 +42,7 @@ struct VCPURunner: Sendable {
             case let .portOut(port, size, count):
                 for index in 0..<count {
                     let value = vcpu.portOutValue(index: index, size: size)
-                    if !portBus.write(address: UInt64(port), width: size, value: value) {
+                    if !portBus.write(address: UInt64(port), width: size, value: value), logsUnclaimed {
                         logger.debug("unclaimed port write", metadata: ["port": "\(hex(UInt64(port)))", "size": "\(size)", "value": "\(hex(value))"])
                     }
                 }
@@ -40,21 +53,21 @@ struct VCPURunner: Sendable {
                 for index in 0..<count {
                     var value = portBus.read(address: UInt64(port), width: size)
                     if value == nil {
-                        logger.debug("unclaimed port read", metadata: ["port": "\(hex(UInt64(port)))", "size": "\(size)"])
+                        if logsUnclaimed { logger.debug("unclaimed port read", metadata: ["port": "\(hex(UInt64(port)))", "size": "\(size)"]) }
+                        value = allOnes(size)
                     }
-                    if value == nil { value = allOnes(size) }
                     vcpu.setPortInValue(value!, index: index, size: size)
                 }
                 if stop.requested.load(ordering: .relaxed) { return }
             case let .mmioWrite(address, length, value):
-                if !mmioBus.write(address: address, width: length, value: value) {
+                if !mmioBus.write(address: address, width: length, value: value), logsUnclaimed {
                     logger.debug("unclaimed MMIO write", metadata: ["address": "\(hex(address))", "size": "\(length)", "value": "\(hex(value))"])
                 }
                 if stop.requested.load(ordering: .relaxed) { return }
             case let .mmioRead(address, length):
                 var value = mmioBus.read(address: address, width: length)
                 if value == nil {
-                    logger.debug("unclaimed MMIO read", metadata: ["address": "\(hex(address))", "size": "\(length)"])
+                    if logsUnclaimed { logger.debug("unclaimed MMIO read", metadata: ["address": "\(hex(address))", "size": "\(length)"]) }
                     value = allOnes(length)
                 }
                 vcpu.setMMIOReadValue(value!, length: length)
