@@ -109,9 +109,11 @@ public final class VirtioPCIDevice: PCIDevice {
     }
 
     /// Where queue `queue`'s notify register is: BAR index and offset. The VMM adds the BAR's current base
-    /// (from `PCIRoot`'s BAR-change callback, or `notifyAddress(queue:)`) and registers an ioeventfd there for
-    /// 2-byte writes (Linux writes the queue index with iowrite16; no datamatch is needed since each queue has
-    /// its own address), then calls `queueNotified(index:)` when it fires.
+    /// (from `PCIRoot`'s BAR-change callback, or `notifyAddress(queue:)`) and registers an ioeventfd there
+    /// without datamatch — each queue has its own address — and with length 0 (any access width; Linux writes
+    /// the queue index with iowrite16, so length 2 works too), then calls `queueNotified(index:)` when it fires.
+    /// When the BAR moves or stops decoding, move or drop the ioeventfds: a write that KVM does not catch exits
+    /// to the VMM and reaches the device through `writeBAR` just the same, only slower.
     public func notifyRegion(queue: Int) -> (barIndex: Int, offset: UInt64) {
         precondition((0..<queueCount).contains(queue), "virtio-pci: no queue \(queue)")
         return (VirtioPCILayout.barIndex, VirtioPCILayout.notifyOffset(queue: queue))
