@@ -1,0 +1,145 @@
+// virtio-blk, the block device (virtio 1.2 §5.2): the glue between a virtqueue and `BlockRequestHandler`.
+//
+// Device ID 2, one request queue ("requestq", §5.2.2) of up to 256 entries. The feature bits and the
+// configuration space come from `VirtioBlockConfig`; nothing in it is driver-writable (CONFIG_WCE is not
+// offered), so configuration writes are dropped. At DRIVER_OK the device builds a request handler limited to the
+// negotiated features (a driver that did not accept DISCARD gets UNSUPP for one).
+//
+// A kick drains the queue: each chain becomes a list of `BlockSegment`s (direct and indirect descriptors look the
+// same by then), the handler parses and executes it and writes the status byte, and the chain goes back on the
+// used ring with the number of bytes written. A malformed chain goes back with length 0 and the queue carries on;
+// a broken ring (avail.idx jumping, a head outside the table) stops the device until the driver resets it.
+//
+// Threads: `queueNotified` runs on the transport's notification thread (the event loop), `activate` / `reset` on
+// a vCPU thread. All state sits behind one Mutex, held for a whole drain, so `reset` waits for the I/O in flight
+// to finish; while holding it the device calls only `VirtioInterrupt`.
+
+import GuestMemory
+import Logging
+import Synchronization
+
+public final class BlockDevice: VirtioDevice {
+    /// Queue entries the device accepts at most; `VirtioBlockConfig.segMax` is derived from it.
+    public static let queueSize: UInt16 = 256
+
+    public var deviceType: VirtioDeviceType { .block }
+    public var queueMaximumSizes: [UInt16] { [Self.queueSize] }
+    public var deviceFeatures: UInt64 { config.offeredFeatures }
+    public var configurationSize: Int { VirtioBlockConfig.size }
+
+    /// What the driver reads in configuration space.
+    public let config: VirtioBlockConfig
+    public let backend: any BlockBackend
+    /// The GET_ID serial (`id=` of `--disk`), validated at init.
+    public let id: String?
+
+    private struct Running {
+        var queue: Queue
+        let handler: BlockRequestHandler
+        let memory: GuestMemory
+        let interrupt: any VirtioInterrupt
+        /// Malformed chains seen, for rate-limited logging.
+        var guestErrors = 0
+    }
+
+    private let logger: Logger
+    private let running = Mutex<Running?>(nil)
+
+    /// A disk backed by `image` (usually a `RawDiskImage`). `readOnly` offers VIRTIO_BLK_F_RO and refuses writes;
+    /// a read-only backend is always presented read-only. Throws `.idTooLong` when `id` exceeds the 20 bytes
+    /// GET_ID can return, so a bad `--disk` is rejected before the guest starts.
+    public init(
+        image: any BlockBackend, id: String?, readOnly: Bool = false,
+        logger: Logger = Logger(label: "swiftlet.virtio-blk")
+    ) throws(BlockError) {
+        _ = try VirtioBlockConfig.serial(for: id)
+        self.backend = image
+        self.id = id
+        self.config = VirtioBlockConfig(
+            capacityBytes: image.capacity, readOnly: readOnly || image.isReadOnly, queueSize: Self.queueSize)
+        self.logger = logger
+    }
+
+    public func readConfiguration(offset: Int, width: Int) -> UInt64 {
+        guard offset >= 0 else { return 0 }
+        return config.read(offset: UInt64(offset), width: width)
+    }
+
+    /// Every field is read-only without VIRTIO_BLK_F_CONFIG_WCE (§5.2.4), which is not offered.
+    public func writeConfiguration(offset: Int, width: Int, value: UInt64) {}
+
+    public func activate(_ activation: VirtioActivation) throws {
+        guard let queue = activation.queues.first ?? nil else {
+            throw VirtioError.activationFailed("virtio-blk: the driver did not enable the request queue")
+        }
+        let handler: BlockRequestHandler
+        do {
+            handler = try BlockRequestHandler(
+                backend: backend, config: config, id: id, negotiatedFeatures: activation.features, logger: logger)
+        } catch {
+            throw VirtioError.activationFailed("virtio-blk: \(error)")
+        }
+        running.withLock {
+            $0 = Running(queue: queue, handler: handler, memory: activation.memory, interrupt: activation.interrupt)
+        }
+    }
+
+    public func reset() {
+        running.withLock { $0 = nil }
+    }
+
+    public func queueNotified(index: Int) {
+        guard index == 0 else { return }
+        running.withLock { state in
+            guard var current = state else { return }
+            // A broken ring: stop using it until the driver resets the device.
+            state = process(&current) ? current : nil
+        }
+    }
+
+    /// Drains the queue. Returns false when the queue failed and the device needs a reset.
+    private func process(_ state: inout Running) -> Bool {
+        do {
+            // Notifications off while draining (the driver need not kick for what it adds meanwhile); back on
+            // at the end, and go again if buffers slipped in between the last pop and re-enabling.
+            repeat {
+                try state.queue.disableNotifications()
+                var completed = 0
+                while let chain = try popNext(&state, completed: &completed) {
+                    let segments = chain.descriptors.map {
+                        BlockSegment(address: $0.address, length: $0.length, writable: $0.isWriteOnly)
+                    }
+                    let completion = state.handler.handle(segments, memory: state.memory)
+                    try state.queue.addUsed(head: chain.head, length: completion.bytesWritten)
+                    completed += 1
+                }
+                // One interrupt per pass, if the driver wants one (EVENT_IDX: used_event crossed).
+                if completed > 0, state.queue.needsNotification() {
+                    state.interrupt.signalUsedBuffers(queue: 0)
+                }
+            } while try state.queue.enableNotifications()
+        } catch {
+            logger.error("virtio-blk: \(error); the device needs a reset")
+            state.interrupt.deviceNeedsReset(error)
+            return false
+        }
+        return true
+    }
+
+    /// The next well-formed chain; malformed ones are returned to the driver with length 0 and skipped.
+    private func popNext(_ state: inout Running, completed: inout Int) throws(VirtioError) -> DescriptorChain? {
+        while true {
+            do {
+                return try state.queue.popAvailable()
+            } catch .malformedChain(let queue, let head, let reason) {
+                state.guestErrors += 1
+                // The first few, then one in a thousand: a looping guest must not flood the log.
+                if state.guestErrors <= 10 || state.guestErrors % 1000 == 0 {
+                    logger.warning("virtio-blk: queue \(queue) head \(head): \(reason) (\(state.guestErrors) so far)")
+                }
+                try state.queue.addUsed(head: head, length: 0)
+                completed += 1
+            }
+        }
+    }
+}
