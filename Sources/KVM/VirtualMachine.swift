@@ -99,6 +99,26 @@ public final class VirtualMachine: Sendable {
         _ = try Ioctl.pointer(fd.rawValue, CKVM_IOEVENTFD, &request, "KVM_IOEVENTFD")
     }
 
+    /// KVM_IOEVENTFD with KVM_IOEVENTFD_FLAG_DEASSIGN: removes a registration made with the same arguments.
+    public func unregisterIOEventFD(_ eventFD: EventFD, at address: IOEventAddress, length: UInt32, matching value: UInt64? = nil) throws(KVMError) {
+        var request = kvm_ioeventfd()
+        request.fd = eventFD.fd.rawValue
+        request.len = length
+        request.flags = UInt32(1 << kvm_ioeventfd_flag_nr_deassign)
+        switch address {
+        case let .port(port):
+            request.addr = UInt64(port)
+            request.flags |= UInt32(1 << kvm_ioeventfd_flag_nr_pio)
+        case let .mmio(guestAddress):
+            request.addr = guestAddress.rawValue
+        }
+        if let value {
+            request.datamatch = value
+            request.flags |= UInt32(1 << kvm_ioeventfd_flag_nr_datamatch)
+        }
+        _ = try Ioctl.pointer(fd.rawValue, CKVM_IOEVENTFD, &request, "KVM_IOEVENTFD (deassign)")
+    }
+
     /// KVM_CREATE_VCPU with the given APIC ID, and its kvm_run page mapped.
     public func createVCPU(id: UInt32) throws(KVMError) -> VCPU {
         let vcpuFD = FileDescriptor(rawValue: try Ioctl.value(fd.rawValue, CKVM_CREATE_VCPU, UInt(id), "KVM_CREATE_VCPU"))

@@ -37,9 +37,58 @@ struct TestHostBootTests {
         #expect(result.output.contains("answer-42"), "output:\n\(result.output)")
         #expect(result.output.contains("swiftlet: the guest powered off"))
     }
+
+    @Test("--cpus 2 --disk img.ext4: the guest mounts the disk with its own virtio_blk, writes and syncs a file that the host then reads from the image; 4 KiB from /dev/hwrng")
+    func diskWrittenInTheGuestIsInTheImage() throws {
+        let image = FileManager.default.temporaryDirectory.appendingPathComponent("swiftlet-e2e-\(UUID().uuidString).ext4").path
+        defer { try? FileManager.default.removeItem(atPath: image) }
+        try TestHost.tool("/usr/bin/truncate", ["-s", "64M", image])
+        try TestHost.tool("/sbin/mkfs.ext4", ["-q", "-F", image])
+        let script = [
+            "mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && echo disk-ok",
+            "echo swiftlet-wrote-this-$((6*7)) > /mnt/hello.txt && sync && umount /mnt && echo synced",
+            "echo hwrng=$(dd if=/dev/hwrng bs=4096 count=1 2>/dev/null | wc -c)",
+            "echo cpus=$(nproc)",
+            "poweroff -f",
+        ].joined(separator: "\n") + "\n"
+        // The image is copied into the test host; swiftlet runs there, and debugfs reads the image there after
+        // swiftlet has exited: the VMM's host is the test host.
+        let swiftlet = TestHost.swiftletBinary
+        let command = "\(swiftlet) run --cpus 2 --disk \(image); echo swiftlet-status=$?; /sbin/debugfs -R 'cat /hello.txt' \(image)"
+        let result = try TestHost.run(["--file", swiftlet, "--file", TestHost.cache + "/guest", "--file", "/sbin/debugfs",
+                                       "--file", image, "sh", "-c", command], input: script, inputAfter: "~ # ")
+        #expect(result.status == 0, "output:\n\(result.output)")
+        #expect(result.output.contains("swiftlet-status=0"), "output:\n\(result.output)")
+        #expect(result.output.contains("virtio_blk virtio1: [vda] 131072 512-byte logical blocks"))
+        #expect(result.output.contains("disk-ok"), "output:\n\(result.output)")
+        #expect(result.output.contains("synced"))
+        #expect(result.output.contains("hwrng=4096"))
+        #expect(result.output.contains("cpus=2"))
+        // What the guest synced is in the image: debugfs printed the file after swiftlet exited.
+        let lines = result.output.split(separator: "\n")
+        let status = lines.firstIndex { $0.hasPrefix("swiftlet-status=") } ?? lines.endIndex
+        #expect(lines[status...].contains { $0 == "swiftlet-wrote-this-42" }, "output:\n\(result.output)")
+    }
 }
 
 enum TestHost {
+    /// Runs a host tool and returns its stdout; throws if it fails.
+    @discardableResult
+    static func tool(_ path: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        struct Failed: Error { let description: String }
+        guard process.terminationStatus == 0 else { throw Failed(description: "\(path) \(arguments) failed") }
+        return String(decoding: data, as: UTF8.self)
+    }
+
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     static var cache: String {
@@ -49,6 +98,16 @@ enum TestHost {
     }
 
     static func guest(_ name: String) -> String { cache + "/guest/" + name }
+
+    /// The swiftlet binary scripts/testhost would pick: $SWIFTLET_BIN, else the release, else the debug build.
+    static var swiftletBinary: String {
+        if let path = ProcessInfo.processInfo.environment["SWIFTLET_BIN"], !path.isEmpty { return path }
+        for configuration in ["release", "debug"] {
+            let path = root.appendingPathComponent(".build/\(configuration)/swiftlet").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return root.appendingPathComponent(".build/debug/swiftlet").path
+    }
 
     static func guestRelease() throws -> String {
         try String(contentsOfFile: guest("release"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)

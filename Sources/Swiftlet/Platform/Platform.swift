@@ -1,6 +1,7 @@
 import ACPI
 import Devices
 import KVM
+import GuestMemory
 import Logging
 
 /// The PC platform every guest gets: COM1, the i8042 (for reset), the CMOS RTC, the ACPI power registers and
@@ -24,7 +25,11 @@ enum Platform {
         return acpi
     }
 
-    static func build(vm: VirtualMachine, consoleOutput: Int32, timeline: BootTimeline, stop: StopController) throws(MachineError) -> Attached {
+    /// Builds the platform's devices. With `virtio` (Linux guests: it needs the in-kernel irqchip for MSI
+    /// routing and irqfds), also a virtio-rng and the disks as virtio-pci functions.
+    static func build(vm: VirtualMachine, consoleOutput: Int32, timeline: BootTimeline, stop: StopController,
+                      virtio: (memory: GuestMemory, disks: [DiskConfiguration], eventLoop: DeviceEventLoop)?,
+                      logger: Logger) throws(MachineError) -> Attached {
         var ports = PortIOBus()
         var mmio = MMIOBus()
         let serial = Serial8250(sink: ConsoleOutput(fd: consoleOutput),
@@ -39,8 +44,15 @@ enum Platform {
             try QuietPorts.register(on: &ports)
             try ACPIPowerDevice.register(on: &ports, registers: ACPIConfiguration(vcpuCount: 1).powerRegisters,
                                          onPowerOff: { stop.request(.poweredOff) }, onReset: { stop.request(.reset) })
-            let pci = try PCIPlatform.attach(ports: &ports, mmio: &mmio)
+            let virtioPlatform = VirtioPlatform(vm: vm, logger: logger)
+            let pci = try PCIPlatform.attach(ports: &ports, mmio: &mmio, onBARChange: { virtioPlatform.barChanged($0) })
+            if let virtio {
+                try virtioPlatform.attach(disks: virtio.disks, to: pci, memory: virtio.memory,
+                                          router: KVMMSIRouter(vm: vm), eventLoop: virtio.eventLoop)
+            }
             return Attached(serial: serial, portBus: ports, mmioBus: mmio, pci: pci)
+        } catch let error as MachineError {
+            throw error
         } catch {
             throw .device("\(error)")
         }

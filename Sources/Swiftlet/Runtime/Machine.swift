@@ -28,6 +28,7 @@ public final class Machine: Sendable {
     let mmioBus: MMIOBus
     let serial: Serial8250
     let stopController: StopController
+    let eventLoop: DeviceEventLoop
     let logger: Logger
 
     /// Guest-physical pages KVM needs for its own use on Intel hosts; they sit just below the IOAPIC, in the
@@ -46,9 +47,8 @@ public final class Machine: Sendable {
 
         // Read and check the payload before any KVM object exists: a wrong file is a configuration error.
         let payload = try PayloadImage.read(configuration.payload)
-        // Disks are parsed and validated already; attaching them needs the virtio-pci transport (in progress).
-        guard configuration.disks.isEmpty else {
-            throw .configuration(.invalidDisk(configuration.disks[0].path, reason: "virtio-blk disks are not attached yet in this build"))
+        guard configuration.disks.isEmpty || payload.wantsInKernelIRQChip else {
+            throw .configuration(.invalidDisk(configuration.disks[0].path, reason: "disks need a Linux guest (raw images have no interrupt controller)"))
         }
         let usesInKernelIRQChip = payload.wantsInKernelIRQChip
 
@@ -96,7 +96,12 @@ public final class Machine: Sendable {
 
         // Devices on their buses.
         let stop = stopController
-        let platform = try Platform.build(vm: vm, consoleOutput: consoleOutput, timeline: timeline, stop: stop)
+        let eventLoop: DeviceEventLoop
+        do { eventLoop = try DeviceEventLoop() } catch { throw .kvm(error) }
+        self.eventLoop = eventLoop
+        let platform = try Platform.build(vm: vm, consoleOutput: consoleOutput, timeline: timeline, stop: stop,
+                                          virtio: usesInKernelIRQChip ? (memory, configuration.disks, eventLoop) : nil,
+                                          logger: logger)
         serial = platform.serial
         portBus = platform.portBus
         mmioBus = platform.mmioBus
@@ -152,6 +157,7 @@ public final class Machine: Sendable {
             return .hostError("\(error)")
         }
 
+        do { try eventLoop.start() } catch { return .hostError("\(error)") }
         var threads: [HostThread] = []
         for vcpu in vcpus {
             let runner = VCPURunner(vcpu: vcpu, portBus: portBus, mmioBus: mmioBus, stop: stopController, timeline: timeline, logger: logger)
@@ -165,6 +171,7 @@ public final class Machine: Sendable {
 
         waitForStop(signalFD: signalFD, timeout: timeout)
         stopVCPUs(threads)
+        eventLoop.stop()
         console?.stop()
         timeline.mark(.stopped)
         return stopController.current ?? .hostError("stopped without a reason")
