@@ -42,6 +42,9 @@ struct RunCommand: ParsableCommand {
                                valueName: "path[,readonly][,id=name]"))
     var disk: [String] = []
 
+    @Option(help: ArgumentHelp("Console device for this terminal: serial (ttyS0) or virtio (hvc0).", valueName: "device"))
+    var console: String = MachineConfiguration.Console.serial.rawValue
+
     @Option(help: ArgumentHelp("Run a raw code image instead of Linux (tiny test guests).", valueName: "path"))
     var raw: String?
 
@@ -71,6 +74,9 @@ struct RunCommand: ParsableCommand {
         }
         guard RawImagePayload.Mode(rawValue: rawMode) != nil else {
             throw ValidationError("--raw-mode must be one of: \(RawImagePayload.Mode.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard MachineConfiguration.Console(rawValue: console) != nil else {
+            throw ValidationError("--console must be serial or virtio")
         }
         if raw != nil, kernel != nil { throw ValidationError("--raw and --kernel exclude each other") }
         if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
@@ -108,6 +114,8 @@ struct RunCommand: ParsableCommand {
         }
     }
 
+    private var consoleDevice: MachineConfiguration.Console { MachineConfiguration.Console(rawValue: console)! }
+
     private func makeConfiguration() throws(ConfigurationError) -> MachineConfiguration {
         let size = MemorySize(parsing: memory)!   // checked in validate()
         var disks: [DiskConfiguration] = []
@@ -124,9 +132,10 @@ struct RunCommand: ParsableCommand {
             if initrdPath == nil { initrdPath = defaults.initrd }
         }
         let payload = LinuxPayload(kernelPath: kernelPath!, initrdPath: initrdPath,
-                                   commandLine: cmdline ?? LinuxPayload.defaultCommandLine,
+                                   commandLine: cmdline ?? (consoleDevice == .virtio ? LinuxPayload.defaultVirtioConsoleCommandLine
+                                                                                     : LinuxPayload.defaultCommandLine),
                                    entryPoint: LinuxPayload.EntryPoint(rawValue: entry)!, unpackKernelInHost: !noUnpack)
-        return MachineConfiguration(payload: .linux(payload), vcpuCount: cpus, memory: size, disks: disks)
+        return MachineConfiguration(payload: .linux(payload), vcpuCount: cpus, memory: size, disks: disks, console: consoleDevice)
     }
 }
 

@@ -38,6 +38,16 @@ struct TestHostBootTests {
         #expect(result.output.contains("swiftlet: the guest powered off"))
     }
 
+    @Test("--console virtio: the guest's console is hvc0 on the virtio-console, in both directions")
+    func virtioConsole() throws {
+        let result = try TestHost.run(["swiftlet", "run", "--console", "virtio"],
+                                      input: "cat /sys/class/tty/console/active\necho via-$((40+2))-hvc\npoweroff -f\n", inputAfter: "~ # ")
+        #expect(result.status == 0, "output:\n\(result.output)")
+        #expect(result.output.contains("Swiftlet guest"), "output:\n\(result.output)")
+        #expect(result.output.split(separator: "\n").contains("hvc0"), "output:\n\(result.output)")
+        #expect(result.output.contains("via-42-hvc"))
+    }
+
     @Test("--cpus 2 --disk img.ext4: the guest mounts the disk with its own virtio_blk, writes and syncs a file that the host then reads from the image; 4 KiB from /dev/hwrng")
     func diskWrittenInTheGuestIsInTheImage() throws {
         let image = FileManager.default.temporaryDirectory.appendingPathComponent("swiftlet-e2e-\(UUID().uuidString).ext4").path

@@ -15,13 +15,21 @@ public struct MachineConfiguration: Sendable, Equatable {
     public var memory: MemorySize
     /// virtio-blk disks, in order: the guest sees them as vda, vdb, ...
     public var disks: [DiskConfiguration]
+    /// Which device carries the host terminal: the 16550A on COM1 (ttyS0), or a virtio-console (hvc0).
+    public var console: Console
+
+    public enum Console: String, Sendable, CaseIterable {
+        case serial
+        case virtio
+    }
 
     public init(payload: Payload, vcpuCount: Int = 1, memory: MemorySize = MachineConfiguration.defaultMemory,
-                disks: [DiskConfiguration] = []) {
+                disks: [DiskConfiguration] = [], console: Console = .serial) {
         self.payload = payload
         self.vcpuCount = vcpuCount
         self.memory = memory
         self.disks = disks
+        self.console = console
     }
 
     /// A Linux guest with the given kernel.
@@ -45,6 +53,9 @@ public struct MachineConfiguration: Sendable, Equatable {
         }
         guard memory.bytes >= 16 << 20 else {
             throw .invalidMemory(memory, reason: memory.bytes == 0 ? "memory size must be greater than zero" : "a guest needs at least 16 MiB")
+        }
+        if console == .virtio, case .rawImage = payload {
+            throw .invalidCommandLine("--console virtio needs a Linux guest")
         }
         guard memory.bytes % 4096 == 0 else { throw .invalidMemory(memory, reason: "memory size must be a multiple of 4 KiB") }
         guard memory.bytes <= 1 << 40 else { throw .invalidMemory(memory, reason: "at most 1 TiB is supported") }
@@ -86,6 +97,8 @@ public struct LinuxPayload: Sendable, Equatable {
     /// Used when no command line is given: console on COM1, reset through the i8042 on reboot, and reboot on
     /// panic (which ends the VM rather than leaving it spinning).
     public static let defaultCommandLine = "console=ttyS0 reboot=k panic=-1"
+    /// The same with the console on the virtio-console (`--console virtio`).
+    public static let defaultVirtioConsoleCommandLine = "console=hvc0 reboot=k panic=-1"
 
     public var kernelPath: String
     public var initrdPath: String?

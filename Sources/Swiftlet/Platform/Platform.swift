@@ -3,6 +3,7 @@ import Devices
 import KVM
 import GuestMemory
 import Logging
+import Virtio
 
 /// The PC platform every guest gets: COM1, the i8042 (for reset), the CMOS RTC, the ACPI power registers and
 /// the ports Linux pokes at boot; the PIC, IOAPIC, local APICs and PIT are KVM's in-kernel models.
@@ -14,6 +15,8 @@ import Logging
 enum Platform {
     struct Attached {
         let serial: Serial8250
+        /// The virtio-console, when the configuration puts the terminal on it.
+        let virtioConsole: ConsoleDevice?
         let portBus: PortIOBus
         let mmioBus: MMIOBus
         let pci: PCIRoot
@@ -28,7 +31,7 @@ enum Platform {
     /// Builds the platform's devices. With `virtio` (Linux guests: it needs the in-kernel irqchip for MSI
     /// routing and irqfds), also a virtio-rng and the disks as virtio-pci functions.
     static func build(vm: VirtualMachine, consoleOutput: Int32, timeline: BootTimeline, stop: StopController,
-                      virtio: (memory: GuestMemory, disks: [DiskConfiguration], eventLoop: DeviceEventLoop)?,
+                      virtio: (memory: GuestMemory, disks: [DiskConfiguration], console: Bool, eventLoop: DeviceEventLoop)?,
                       logger: Logger) throws(MachineError) -> Attached {
         var ports = PortIOBus()
         var mmio = MMIOBus()
@@ -46,11 +49,19 @@ enum Platform {
                                          onPowerOff: { stop.request(.poweredOff) }, onReset: { stop.request(.reset) })
             let virtioPlatform = VirtioPlatform(vm: vm, logger: logger)
             let pci = try PCIPlatform.attach(ports: &ports, mmio: &mmio, onBARChange: { virtioPlatform.barChanged($0) })
+            var virtioConsole: ConsoleDevice?
             if let virtio {
-                try virtioPlatform.attach(disks: virtio.disks, to: pci, memory: virtio.memory,
+                if virtio.console {
+                    let output = ConsoleOutput(fd: consoleOutput)
+                    virtioConsole = ConsoleDevice(output: { bytes in
+                        timeline.mark(.firstConsoleByte)
+                        for byte in bytes { output.write(byte) }
+                    })
+                }
+                try virtioPlatform.attach(disks: virtio.disks, console: virtioConsole, to: pci, memory: virtio.memory,
                                           router: KVMMSIRouter(vm: vm), eventLoop: virtio.eventLoop)
             }
-            return Attached(serial: serial, portBus: ports, mmioBus: mmio, pci: pci)
+            return Attached(serial: serial, virtioConsole: virtioConsole, portBus: ports, mmioBus: mmio, pci: pci)
         } catch let error as MachineError {
             throw error
         } catch {

@@ -6,7 +6,7 @@ import Synchronization
 import Virtio
 import VirtioPCI
 
-/// Virtio devices as PCI functions on bus 0: one virtio-rng, then the disks in order (so the guest names them
+/// Virtio devices as PCI functions on bus 0: one virtio-rng, the virtio-console if asked for, then the disks in order (so the guest names them
 /// vda, vdb, ... in `--disk` order).
 ///
 /// Each transport gets MSI-X vectors routed to KVM GSIs with irqfds (`KVMMSIRouter`), an INTx fallback line, its
@@ -32,9 +32,10 @@ final class VirtioPlatform: Sendable {
     }
 
     /// Creates and attaches the devices. `root` must have been built with `barChanged` as its BAR callback.
-    func attach(disks: [DiskConfiguration], to root: PCIRoot, memory: GuestMemory, router: KVMMSIRouter,
-                eventLoop: DeviceEventLoop) throws(MachineError) {
+    func attach(disks: [DiskConfiguration], console: ConsoleDevice?, to root: PCIRoot, memory: GuestMemory,
+                router: KVMMSIRouter, eventLoop: DeviceEventLoop) throws(MachineError) {
         var devices: [any VirtioDevice] = [EntropyDevice(logger: Logger(label: "swiftlet.virtio.rng"))]
+        if let console { devices.append(console) }
         for disk in disks {
             do {
                 let image = try RawDiskImage(path: disk.path, readOnly: disk.readOnly)

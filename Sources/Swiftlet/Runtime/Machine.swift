@@ -6,6 +6,7 @@ import GuestMemory
 import KVM
 import Logging
 import SystemPackage
+import Virtio
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,6 +28,7 @@ public final class Machine: Sendable {
     let portBus: PortIOBus
     let mmioBus: MMIOBus
     let serial: Serial8250
+    let virtioConsole: ConsoleDevice?
     let stopController: StopController
     let eventLoop: DeviceEventLoop
     let logger: Logger
@@ -100,9 +102,10 @@ public final class Machine: Sendable {
         do { eventLoop = try DeviceEventLoop() } catch { throw .kvm(error) }
         self.eventLoop = eventLoop
         let platform = try Platform.build(vm: vm, consoleOutput: consoleOutput, timeline: timeline, stop: stop,
-                                          virtio: usesInKernelIRQChip ? (memory, configuration.disks, eventLoop) : nil,
+                                          virtio: usesInKernelIRQChip ? (memory, configuration.disks, configuration.console == .virtio, eventLoop) : nil,
                                           logger: logger)
         serial = platform.serial
+        virtioConsole = platform.virtioConsole
         portBus = platform.portBus
         mmioBus = platform.mmioBus
 
@@ -145,9 +148,9 @@ public final class Machine: Sendable {
         let console: ConsoleInput?
         do {
             if attachConsoleInput {
-                let serial = self.serial, stop = stopController
+                let stop = stopController
                 console = try ConsoleInput(watchEscape: RawTerminal.stdinIsTerminal,
-                                           deliver: { serial.enqueueInput($0) },
+                                           deliver: { [self] in self.sendConsoleInput($0) },
                                            onEscapeStop: { stop.request(.stopRequested) })
                 try console?.start()
             } else {
@@ -178,8 +181,12 @@ public final class Machine: Sendable {
     }
 
     /// Queues bytes as if typed on the console (the UART's receive side). Callable from any thread.
+    /// Returns how many bytes were taken (the input queue is bounded: retry the rest later).
     @discardableResult
-    public func sendConsoleInput(_ bytes: [UInt8]) -> Int { serial.enqueueInput(bytes) }
+    public func sendConsoleInput<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Int {
+        if let virtioConsole { return virtioConsole.enqueueInput(bytes) }
+        return serial.enqueueInput(bytes)
+    }
 
     /// Asks the machine to stop; `run()` returns `.stopRequested` shortly after. Callable from any thread.
     public func requestStop() { stopController.request(.stopRequested) }
