@@ -80,31 +80,23 @@ public final class VirtualMachine: Sendable {
     }
 
     /// KVM_IOEVENTFD: a guest write of `length` bytes to `address` (optionally only of `value`) signals
-    /// `eventFD` and returns straight to the guest, with no exit to the VMM.
+    /// `eventFD` and returns straight to the guest, with no exit to the VMM. Length 0 matches any width.
     public func registerIOEventFD(_ eventFD: EventFD, at address: IOEventAddress, length: UInt32, matching value: UInt64? = nil) throws(KVMError) {
-        var request = kvm_ioeventfd()
-        request.fd = eventFD.fd.rawValue
-        request.len = length
-        switch address {
-        case let .port(port):
-            request.addr = UInt64(port)
-            request.flags |= UInt32(1 << kvm_ioeventfd_flag_nr_pio)
-        case let .mmio(guestAddress):
-            request.addr = guestAddress.rawValue
-        }
-        if let value {
-            request.datamatch = value
-            request.flags |= UInt32(1 << kvm_ioeventfd_flag_nr_datamatch)
-        }
+        var request = Self.ioeventfdRequest(eventFD, address, length, value)
         _ = try Ioctl.pointer(fd.rawValue, CKVM_IOEVENTFD, &request, "KVM_IOEVENTFD")
     }
 
     /// KVM_IOEVENTFD with KVM_IOEVENTFD_FLAG_DEASSIGN: removes a registration made with the same arguments.
     public func unregisterIOEventFD(_ eventFD: EventFD, at address: IOEventAddress, length: UInt32, matching value: UInt64? = nil) throws(KVMError) {
+        var request = Self.ioeventfdRequest(eventFD, address, length, value)
+        request.flags |= UInt32(1 << kvm_ioeventfd_flag_nr_deassign)
+        _ = try Ioctl.pointer(fd.rawValue, CKVM_IOEVENTFD, &request, "KVM_IOEVENTFD (deassign)")
+    }
+
+    private static func ioeventfdRequest(_ eventFD: EventFD, _ address: IOEventAddress, _ length: UInt32, _ value: UInt64?) -> kvm_ioeventfd {
         var request = kvm_ioeventfd()
         request.fd = eventFD.fd.rawValue
         request.len = length
-        request.flags = UInt32(1 << kvm_ioeventfd_flag_nr_deassign)
         switch address {
         case let .port(port):
             request.addr = UInt64(port)
@@ -116,7 +108,7 @@ public final class VirtualMachine: Sendable {
             request.datamatch = value
             request.flags |= UInt32(1 << kvm_ioeventfd_flag_nr_datamatch)
         }
-        _ = try Ioctl.pointer(fd.rawValue, CKVM_IOEVENTFD, &request, "KVM_IOEVENTFD (deassign)")
+        return request
     }
 
     /// KVM_CREATE_VCPU with the given APIC ID, and its kvm_run page mapped.

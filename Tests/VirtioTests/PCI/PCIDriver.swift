@@ -179,26 +179,3 @@ struct PCIDriver {
 
     func readISR() -> UInt8 { UInt8(read(isr, 0, 1)) }
 }
-
-/// A temporary disk image of `size` bytes with a known pattern, deleted with the value.
-final class TemporaryImage {
-    let path: String
-
-    init(size: Int) {
-        var template = Array("/tmp/swiftlet-vpci-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        precondition(fd >= 0, "mkstemp failed")
-        path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
-        let written = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress!, size, 0) }
-        precondition(written == size)
-        close(fd)
-    }
-
-    deinit { unlink(path) }
-
-    /// The bytes the image was created with at `[offset, offset + count)`.
-    func pattern(at offset: Int, count: Int) -> [UInt8] {
-        (offset..<offset + count).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
-    }
-}

@@ -144,7 +144,7 @@ struct VirtioPCIDeviceTests {
         rig.pci.kick(0)
 
         #expect(try rig.ring.usedElement(0) == (UInt32(head), 1025))
-        #expect(try rig.ring.contents(of: data) == image.pattern(at: 1024, count: 1024))
+        #expect(try rig.ring.contents(of: data) == image.contents(at: 1024, count: 1024))
         #expect(try rig.ring.contents(of: status) == [0])
         #expect(rig.routing.deliveredVectors == [1])
     }
