@@ -100,46 +100,25 @@ public final class BlockDevice: VirtioDevice {
     /// Drains the queue. Returns false when the queue failed and the device needs a reset.
     private func process(_ state: inout Running) -> Bool {
         do {
-            // Notifications off while draining (the driver need not kick for what it adds meanwhile); back on
-            // at the end, and go again if buffers slipped in between the last pop and re-enabling.
-            repeat {
-                try state.queue.disableNotifications()
-                var completed = 0
-                while let chain = try popNext(&state, completed: &completed) {
-                    let segments = chain.descriptors.map {
-                        BlockSegment(address: $0.address, length: $0.length, writable: $0.isWriteOnly)
-                    }
-                    let completion = state.handler.handle(segments, memory: state.memory)
-                    try state.queue.addUsed(head: chain.head, length: completion.bytesWritten)
-                    completed += 1
+            let handler = state.handler, memory = state.memory
+            var guestErrors = state.guestErrors
+            let interrupt = try state.queue.serveAvailable(malformed: { head, reason in
+                guestErrors += 1
+                // The first few, then one in a thousand: a looping guest must not flood the log.
+                if guestErrors <= 10 || guestErrors % 1000 == 0 {
+                    logger.warning("virtio-blk: queue 0 head \(head): \(reason) (\(guestErrors) so far)")
                 }
-                // One interrupt per pass, if the driver wants one (EVENT_IDX: used_event crossed).
-                if completed > 0, state.queue.needsNotification() {
-                    state.interrupt.signalUsedBuffers(queue: 0)
-                }
-            } while try state.queue.enableNotifications()
+            }) { chain in
+                let segments = chain.descriptors.map { BlockSegment(address: $0.address, length: $0.length, writable: $0.isWriteOnly) }
+                return handler.handle(segments, memory: memory).bytesWritten
+            }
+            state.guestErrors = guestErrors
+            if interrupt { state.interrupt.signalUsedBuffers(queue: 0) }
         } catch {
             logger.error("virtio-blk: \(error); the device needs a reset")
             state.interrupt.deviceNeedsReset(error)
             return false
         }
         return true
-    }
-
-    /// The next well-formed chain; malformed ones are returned to the driver with length 0 and skipped.
-    private func popNext(_ state: inout Running, completed: inout Int) throws(VirtioError) -> DescriptorChain? {
-        while true {
-            do {
-                return try state.queue.popAvailable()
-            } catch .malformedChain(let queue, let head, let reason) {
-                state.guestErrors += 1
-                // The first few, then one in a thousand: a looping guest must not flood the log.
-                if state.guestErrors <= 10 || state.guestErrors % 1000 == 0 {
-                    logger.warning("virtio-blk: queue \(queue) head \(head): \(reason) (\(state.guestErrors) so far)")
-                }
-                try state.queue.addUsed(head: head, length: 0)
-                completed += 1
-            }
-        }
     }
 }

@@ -68,44 +68,23 @@ public final class EntropyDevice: VirtioDevice {
 
     /// Drains the queue. Returns false when the queue failed and the device needs a reset.
     private func process(_ state: inout Running) -> Bool {
-        var completed = 0
         do {
-            // Notifications off while draining; back on at the end, and go again if buffers slipped in
-            // meanwhile (the driver saw notifications off and did not kick for them).
-            repeat {
-                try state.queue.disableNotifications()
-                while let chain = try popNext(&state, completed: &completed) {
-                    let length = fill(chain)
-                    try state.queue.addUsed(head: chain.head, length: length)
-                    completed += 1
+            var guestErrors = state.guestErrors
+            let interrupt = try state.queue.serveAvailable(malformed: { head, reason in
+                guestErrors += 1
+                // Rate limit: the first few, then one in a thousand — a looping guest must not flood the log.
+                if guestErrors <= 10 || guestErrors % 1000 == 0 {
+                    logger.warning("virtio-rng: queue 0 head \(head): \(reason) (\(guestErrors) so far)")
                 }
-            } while try state.queue.enableNotifications()
+            }) { fill($0) }
+            state.guestErrors = guestErrors
+            if interrupt { state.interrupt.signalUsedBuffers(queue: 0) }
         } catch {
             logger.error("virtio-rng: \(error); the device needs a reset")
             state.interrupt.deviceNeedsReset(error)
             return false
         }
-        if completed > 0, state.queue.needsNotification() {
-            state.interrupt.signalUsedBuffers(queue: 0)
-        }
         return true
-    }
-
-    /// The next well-formed chain; malformed ones are returned to the driver empty and skipped.
-    private func popNext(_ state: inout Running, completed: inout Int) throws(VirtioError) -> DescriptorChain? {
-        while true {
-            do {
-                return try state.queue.popAvailable()
-            } catch .malformedChain(let queue, let head, let reason) {
-                state.guestErrors += 1
-                // Rate limit: the first few, then one in a thousand — a looping guest must not flood the log.
-                if state.guestErrors <= 10 || state.guestErrors % 1000 == 0 {
-                    logger.warning("virtio-rng: queue \(queue) head \(head): \(reason) (\(state.guestErrors) so far)")
-                }
-                try state.queue.addUsed(head: head, length: 0)
-                completed += 1
-            }
-        }
     }
 
     /// Fills the chain's writable buffers (readable ones, which a correct driver never sends, are ignored).
