@@ -14,4 +14,9 @@ int chost_set_thread_name(pthread_t thread, const char *name);
 #include <stdint.h>
 int chost_fallocate(int fd, int mode, int64_t offset, int64_t length);
 
+/// Opens /dev/net/tun and attaches the TAP interface `name` (created if the caller may, i.e. has CAP_NET_ADMIN)
+/// with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, sets the 12-byte virtio_net_hdr_v1 size and the offloads in
+/// `offloads` (TUN_F_* bits). Returns the fd, or -1 with errno set; `stage` names the failing step.
+int chost_open_tap(const char *name, unsigned int offloads, const char **stage);
+
 #endif
