@@ -155,6 +155,7 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case invalidCommandLine(String)
     case notAKernel(path: String, reason: String)
     case invalidDisk(String, reason: String)
+    case invalidNetwork(String, reason: String)
     case defaultGuestMissing(directory: String)
 
     public var description: String {
@@ -165,6 +166,7 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
         case let .invalidCommandLine(reason): return "invalid kernel command line: \(reason)"
         case let .notAKernel(path, reason): return "\(path) is not a bootable kernel: \(reason)"
         case let .invalidDisk(spec, reason): return "invalid disk \(spec): \(reason)"
+        case let .invalidNetwork(spec, reason): return "invalid network \(spec): \(reason)"
         case let .defaultGuestMissing(directory):
             return "no --kernel given and the default guest is not prepared (\(directory) is missing). Run `scripts/setup` first, or pass --kernel PATH [--initrd PATH]"
         }

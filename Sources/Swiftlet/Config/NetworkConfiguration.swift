@@ -1,0 +1,142 @@
+/// A guest network interface: its host backend, MAC address, and the IPv4 configuration the guest applies at boot.
+///
+/// The Debian cloud kernel has no `ip=` autoconfiguration (CONFIG_IP_PNP is off), so Swiftlet passes each
+/// interface's settings on the kernel command line in a parameter of its own, which the default guest's /init
+/// applies with busybox `ip`:
+///
+///     swiftlet.net0=mac=02:53:57:0a:1b:2c,ip=10.0.0.2/24,gw=10.0.0.1
+///
+/// The interface is found by its MAC address, so the order in which the guest names interfaces does not matter.
+public struct NetworkConfiguration: Sendable, Equatable {
+    public enum Backend: Sendable, Equatable {
+        /// An existing (or creatable) TAP interface on the host.
+        case tap(name: String)
+    }
+
+    public var backend: Backend
+    public var mac: MACAddress
+    public var address: IPv4Interface?
+    public var gateway: IPv4Address?
+
+    public init(backend: Backend, mac: MACAddress, address: IPv4Interface? = nil, gateway: IPv4Address? = nil) {
+        self.backend = backend
+        self.mac = mac
+        self.address = address
+        self.gateway = gateway
+    }
+
+    /// Parses the `--net` syntax: `tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,ip=ADDR/PREFIX][,gateway=ADDR]`. Without
+    /// `mac=`, a locally administered address derived from the TAP name and `index` (stable across runs).
+    public init(parsing text: String, index: Int) throws(ConfigurationError) {
+        var backend: Backend?
+        var mac: MACAddress?
+        var address: IPv4Interface?
+        var gateway: IPv4Address?
+        for option in text.split(separator: ",").map(String.init) {
+            let parts = option.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 2 else { throw .invalidNetwork(text, reason: "'\(option)' is not key=value") }
+            switch parts[0] {
+            case "tap":
+                guard (1...15).contains(parts[1].utf8.count), !parts[1].contains("/") else {
+                    throw .invalidNetwork(text, reason: "TAP name '\(parts[1])' must be 1 to 15 characters without '/'")
+                }
+                backend = .tap(name: parts[1])
+            case "mac":
+                guard let parsed = MACAddress(parts[1]) else { throw .invalidNetwork(text, reason: "'\(parts[1])' is not a MAC address") }
+                guard parsed.bytes[0] & 1 == 0 else { throw .invalidNetwork(text, reason: "\(parsed) is a multicast address") }
+                mac = parsed
+            case "ip":
+                guard let parsed = IPv4Interface(parts[1]) else {
+                    throw .invalidNetwork(text, reason: "'\(parts[1])' is not an IPv4 address with a prefix, like 10.0.0.2/24")
+                }
+                address = parsed
+            case "gateway", "gw":
+                guard let parsed = IPv4Address(parts[1]) else { throw .invalidNetwork(text, reason: "'\(parts[1])' is not an IPv4 address") }
+                gateway = parsed
+            default:
+                throw .invalidNetwork(text, reason: "unknown option '\(parts[0])' (expected tap, mac, ip, gateway)")
+            }
+        }
+        guard let backend else { throw .invalidNetwork(text, reason: "no backend: add tap=NAME") }
+        if gateway != nil, address == nil { throw .invalidNetwork(text, reason: "a gateway needs ip=ADDR/PREFIX too") }
+        if let gateway, let address, !address.contains(gateway) {
+            throw .invalidNetwork(text, reason: "gateway \(gateway) is not in \(address)")
+        }
+        let name: String
+        switch backend { case let .tap(tapName): name = tapName }
+        self.init(backend: backend, mac: mac ?? MACAddress.derived(from: "\(name)#\(index)"), address: address, gateway: gateway)
+    }
+
+    /// The kernel command-line parameter that tells the guest's /init about interface `index`.
+    public func commandLineParameter(index: Int) -> String {
+        var value = "mac=\(mac)"
+        if let address { value += ",ip=\(address)" }
+        if let gateway { value += ",gw=\(gateway)" }
+        return "swiftlet.net\(index)=\(value)"
+    }
+}
+
+public struct MACAddress: Sendable, Equatable, CustomStringConvertible {
+    public var bytes: [UInt8]
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 6 else { return nil }
+        var bytes: [UInt8] = []
+        for part in parts {
+            guard part.count == 2, let byte = UInt8(part, radix: 16) else { return nil }
+            bytes.append(byte)
+        }
+        self.bytes = bytes
+    }
+
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
+    /// A locally administered unicast address (first byte 0x02) from a 32-bit FNV-1a hash of `seed`.
+    static func derived(from seed: String) -> MACAddress {
+        var hash: UInt32 = 0x811C_9DC5
+        for byte in seed.utf8 { hash = (hash ^ UInt32(byte)) &* 0x0100_0193 }
+        return MACAddress(bytes: [0x02, 0x53, UInt8(truncatingIfNeeded: hash >> 24), UInt8(truncatingIfNeeded: hash >> 16),
+                                  UInt8(truncatingIfNeeded: hash >> 8), UInt8(truncatingIfNeeded: hash)])
+    }
+
+    public var description: String {
+        bytes.map { String($0, radix: 16).leftPadded(to: 2) }.joined(separator: ":")
+    }
+}
+
+public struct IPv4Address: Sendable, Equatable, CustomStringConvertible {
+    public var value: UInt32
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var value: UInt32 = 0
+        for part in parts {
+            guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCII), let byte = UInt8(part) else { return nil }
+            value = value << 8 | UInt32(byte)
+        }
+        self.value = value
+    }
+
+    public var description: String { (0..<4).map { String((value >> (24 - 8 * $0)) & 0xFF) }.joined(separator: ".") }
+}
+
+/// An address with its network prefix, as `ip addr add` takes it (`10.0.0.2/24`).
+public struct IPv4Interface: Sendable, Equatable, CustomStringConvertible {
+    public var address: IPv4Address
+    public var prefixLength: Int
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let address = IPv4Address(String(parts[0])), let prefix = Int(parts[1]), (1...32).contains(prefix) else { return nil }
+        self.address = address
+        prefixLength = prefix
+    }
+
+    var mask: UInt32 { prefixLength == 0 ? 0 : ~UInt32(0) << (32 - UInt32(prefixLength)) }
+
+    public func contains(_ other: IPv4Address) -> Bool { other.value & mask == address.value & mask }
+
+    public var description: String { "\(address)/\(prefixLength)" }
+}

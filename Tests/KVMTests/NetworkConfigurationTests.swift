@@ -1,0 +1,47 @@
+import Testing
+@testable import Swiftlet
+
+/// `--net` values as users write them, and the kernel parameter the guest's /init reads.
+struct NetworkConfigurationTests {
+    @Test func parsesTheFullSyntax() throws {
+        let net = try NetworkConfiguration(parsing: "tap=tap0,mac=02:00:00:00:00:2a,ip=10.0.0.2/24,gateway=10.0.0.1", index: 0)
+        #expect(net.backend == .tap(name: "tap0"))
+        #expect(net.mac.description == "02:00:00:00:00:2a")
+        #expect(net.address?.description == "10.0.0.2/24")
+        #expect(net.gateway?.description == "10.0.0.1")
+        #expect(net.commandLineParameter(index: 0) == "swiftlet.net0=mac=02:00:00:00:00:2a,ip=10.0.0.2/24,gw=10.0.0.1")
+    }
+
+    @Test func aMissingMACIsDerivedStablyAndLocallyAdministered() throws {
+        let first = try NetworkConfiguration(parsing: "tap=tap0", index: 0)
+        let again = try NetworkConfiguration(parsing: "tap=tap0", index: 0)
+        let other = try NetworkConfiguration(parsing: "tap=tap1", index: 1)
+        #expect(first.mac == again.mac)
+        #expect(first.mac != other.mac)
+        #expect(first.mac.bytes[0] == 0x02, "locally administered, unicast")
+        #expect(first.commandLineParameter(index: 0) == "swiftlet.net0=mac=\(first.mac)")
+    }
+
+    @Test("bad values are refused with the reason", arguments: [
+        ("ip=10.0.0.2/24", "no backend"),
+        ("tap=", "must be 1 to 15 characters"),
+        ("tap=much-too-long-name", "must be 1 to 15 characters"),
+        ("tap=t0,mac=02:00:00:00:00", "is not a MAC address"),
+        ("tap=t0,mac=01:00:5e:00:00:01", "multicast"),
+        ("tap=t0,ip=10.0.0.2", "with a prefix"),
+        ("tap=t0,ip=10.0.0.256/24", "with a prefix"),
+        ("tap=t0,ip=10.0.0.2/33", "with a prefix"),
+        ("tap=t0,gateway=10.0.0.1", "needs ip="),
+        ("tap=t0,ip=10.0.0.2/24,gateway=10.0.1.1", "is not in 10.0.0.2/24"),
+        ("tap=t0,speed=fast", "unknown option"),
+        ("tap", "not key=value"),
+    ])
+    func refusesBadValues(text: String, reason: String) {
+        do {
+            _ = try NetworkConfiguration(parsing: text, index: 0)
+            Issue.record("\(text) was accepted")
+        } catch {
+            #expect(error.description.contains(reason), "\(error)")
+        }
+    }
+}
