@@ -4,14 +4,25 @@ import Synchronization
 import Glibc
 #endif
 
-/// The thread device work runs on, off the vCPU threads: it waits on eventfds (queue notifications that KVM
-/// signals through ioeventfds without an exit) and calls each one's handler.
+/// The thread device work runs on, off the vCPU threads: it waits on file descriptors — eventfds that KVM
+/// signals through ioeventfds when a guest kicks a queue, and backend fds such as a TAP — and calls each one's
+/// handler.
 ///
-/// Sources are added before `start()`; the loop then polls them all. `stop()` ends and joins the thread.
+/// Sources are added before `start()`. A source can be paused and resumed from any thread (e.g. a network
+/// device stops reading its TAP while the guest has no receive buffers, instead of spinning); a change wakes
+/// the loop so it takes effect at once.
 final class DeviceEventLoop: @unchecked Sendable {
-    // SAFETY of @unchecked Sendable: `sources` is only mutated before start(); the thread reads it afterwards.
-    private var sources: [(fd: EventFD, handler: @Sendable () -> Void)] = []
+    // SAFETY of @unchecked Sendable: `sources` and `thread` are only mutated before start() / in stop(), on the
+    // thread that owns the machine; the loop thread only reads `sources`.
+    private struct Source {
+        let fd: Int32
+        let events: Int16
+        let handler: @Sendable (_ revents: Int16) -> Void
+        let isPaused: (@Sendable () -> Bool)?
+    }
+    private var sources: [Source] = []
     private let wakeup: EventFD
+    private let stopping = Atomic<Bool>(false)
     private var thread: HostThread?
 
     init() throws(KVMError) { wakeup = try EventFD() }
@@ -20,9 +31,20 @@ final class DeviceEventLoop: @unchecked Sendable {
 
     /// Calls `handler` on the loop's thread each time `fd` is signalled (several signals may merge into one call).
     func add(_ fd: EventFD, handler: @escaping @Sendable () -> Void) {
-        precondition(thread == nil, "sources are added before the loop starts")
-        sources.append((fd, handler))
+        add(fd: fd.fd.rawValue, events: Int16(POLLIN)) { _ in
+            _ = fd.consume()
+            handler()
+        }
     }
+
+    /// Calls `handler` with the poll events whenever `fd` is ready for `events`, unless `isPaused()` says so.
+    func add(fd: Int32, events: Int16, isPaused: (@Sendable () -> Bool)? = nil, handler: @escaping @Sendable (_ revents: Int16) -> Void) {
+        precondition(thread == nil, "sources are added before the loop starts")
+        sources.append(Source(fd: fd, events: events, handler: handler, isPaused: isPaused))
+    }
+
+    /// Makes the loop re-read the sources' paused state (call after changing one).
+    func reconsider() { wakeup.signal() }
 
     func start() throws(MachineError) {
         guard !sources.isEmpty else { return }
@@ -31,22 +53,29 @@ final class DeviceEventLoop: @unchecked Sendable {
 
     func stop() {
         guard let thread else { return }
+        stopping.store(true, ordering: .releasing)
         wakeup.signal()
         thread.join()
         self.thread = nil
     }
 
     private func run() {
-        var fds = [pollfd(fd: wakeup.fd.rawValue, events: Int16(POLLIN), revents: 0)]
-        fds += sources.map { pollfd(fd: $0.fd.fd.rawValue, events: Int16(POLLIN), revents: 0) }
+        var fds = [pollfd](repeating: pollfd(), count: sources.count + 1)
         while true {
-            for index in fds.indices { fds[index].revents = 0 }
+            fds[0] = pollfd(fd: wakeup.fd.rawValue, events: Int16(POLLIN), revents: 0)
+            for (index, source) in sources.enumerated() {
+                let paused = source.isPaused?() ?? false
+                // A negative fd is skipped by poll(2): that is how a paused source sits out a round.
+                fds[index + 1] = pollfd(fd: paused ? -1 : source.fd, events: source.events, revents: 0)
+            }
             let ready = poll(&fds, nfds_t(fds.count), -1)
             if ready < 0 { if errno == EINTR { continue }; return }
-            if fds[0].revents != 0 { return }
-            for (index, source) in sources.enumerated() where fds[index + 1].revents & Int16(POLLIN) != 0 {
-                _ = source.fd.consume()
-                source.handler()
+            if fds[0].revents != 0 {
+                _ = wakeup.consume()
+                if stopping.load(ordering: .acquiring) { return }
+            }
+            for (index, source) in sources.enumerated() where fds[index + 1].revents != 0 {
+                source.handler(fds[index + 1].revents)
             }
         }
     }

@@ -1,0 +1,36 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import KVM
+@testable import Swiftlet
+
+/// The device thread: eventfd sources call their handlers; a paused source is not polled until resumed.
+struct DeviceEventLoopTests {
+    @Test func signalledSourcesRunTheirHandlerAndPausedOnesWait() throws {
+        let loop = try DeviceEventLoop()
+        let kicks = try EventFD(), data = try EventFD()
+        let kicked = Mutex(0), read = Mutex(0), paused = Mutex(true)
+        loop.add(kicks) { kicked.withLock { $0 += 1 } }
+        loop.add(fd: data.fd.rawValue, events: Int16(POLLIN), isPaused: { paused.withLock { $0 } }) { _ in
+            _ = data.consume()
+            read.withLock { $0 += 1 }
+        }
+        try loop.start()
+        defer { loop.stop() }
+
+        kicks.signal()
+        data.signal()
+        #expect(wait { kicked.withLock { $0 } == 1 })
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(read.withLock { $0 } == 0, "paused: not polled")
+
+        paused.withLock { $0 = false }
+        loop.reconsider()
+        #expect(wait { read.withLock { $0 } == 1 }, "resumed: the pending signal is seen")
+    }
+
+    private func wait(_ condition: () -> Bool) -> Bool {
+        for _ in 0..<200 where !condition() { Thread.sleep(forTimeInterval: 0.01) }
+        return condition()
+    }
+}
