@@ -42,6 +42,10 @@ struct RunCommand: ParsableCommand {
                                valueName: "path[,readonly][,id=name]"))
     var disk: [String] = []
 
+    @Option(help: ArgumentHelp("Attach a virtio-net interface on a host TAP, with the guest's IPv4 settings; repeatable.",
+                               valueName: "tap=name[,mac=m][,ip=addr/prefix][,gateway=addr]"))
+    var net: [String] = []
+
     @Option(help: ArgumentHelp("Console device for this terminal: serial (ttyS0) or virtio (hvc0).", valueName: "device"))
     var console: String = MachineConfiguration.Console.serial.rawValue
 
@@ -120,9 +124,11 @@ struct RunCommand: ParsableCommand {
         let size = MemorySize(parsing: memory)!   // checked in validate()
         var disks: [DiskConfiguration] = []
         for spec in disk { disks.append(try DiskConfiguration(parsing: spec)) }
+        var networks: [NetworkConfiguration] = []
+        for (index, spec) in net.enumerated() { networks.append(try NetworkConfiguration(parsing: spec, index: index)) }
         if let raw {
             return MachineConfiguration(payload: .rawImage(RawImagePayload(path: raw, mode: RawImagePayload.Mode(rawValue: rawMode)!)),
-                                        vcpuCount: cpus, memory: size, disks: disks)
+                                        vcpuCount: cpus, memory: size, disks: disks, networks: networks)
         }
         var kernelPath = kernel
         var initrdPath = initrd
@@ -135,7 +141,8 @@ struct RunCommand: ParsableCommand {
                                    commandLine: cmdline ?? (consoleDevice == .virtio ? LinuxPayload.defaultVirtioConsoleCommandLine
                                                                                      : LinuxPayload.defaultCommandLine),
                                    entryPoint: LinuxPayload.EntryPoint(rawValue: entry)!, unpackKernelInHost: !noUnpack)
-        return MachineConfiguration(payload: .linux(payload), vcpuCount: cpus, memory: size, disks: disks, console: consoleDevice)
+        return MachineConfiguration(payload: .linux(payload), vcpuCount: cpus, memory: size, disks: disks, networks: networks,
+                                    console: consoleDevice)
     }
 }
 

@@ -110,6 +110,36 @@ struct TestHostBootTests {
         #expect(result.output.contains("after-kill: gone"), "output:\n\(result.output)")
         #expect(result.output.split(separator: "\n").contains("durable-42"), "output:\n\(result.output)")
     }
+
+    @Test("--net tap=tap0,ip=10.0.0.2/24: the guest's virtio_net gets our address; guest and test host ping each other")
+    func tapNetworkPingsBothWays() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftlet-net-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let swiftlet = TestHost.swiftletBinary
+        // Inside the test host: swiftlet creates tap0 (it runs as root there); the script gives the host side
+        // 10.0.0.1/24 once it exists, types a ping into the guest, then pings the guest from the host.
+        let script = directory.appendingPathComponent("net.sh").path
+        try """
+            mkfifo /tmp/net-in
+            \(swiftlet) run --net tap=tap0,ip=10.0.0.2/24,gateway=10.0.0.1 < /tmp/net-in > /tmp/net-out 2>&1 &
+            exec 3>/tmp/net-in
+            until [ -e /sys/class/net/tap0 ]; do sleep 0.2; done
+            ip addr add 10.0.0.1/24 dev tap0 && ip link set tap0 up
+            until grep -q '~ #' /tmp/net-out; do sleep 0.5; done
+            echo 'ping -c 3 10.0.0.1 && echo GUEST-PING-OK' >&3
+            n=0; until grep -q -e GUEST-PING-OK -e 'packet loss' /tmp/net-out || [ $n -gt 120 ]; do sleep 0.5; n=$((n+1)); done
+            ping -c 3 10.0.0.2 >/dev/null && echo HOST-PING-OK
+            echo 'poweroff -f' >&3
+            wait
+            cat /tmp/net-out
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        let result = try TestHost.run(["--file", swiftlet, "--file", TestHost.cache + "/guest", "--file", script, "sh", script])
+        #expect(result.status == 0, "output:\n\(result.output)")
+        #expect(result.output.contains("GUEST-PING-OK"), "output:\n\(result.output)")
+        #expect(result.output.contains("HOST-PING-OK"), "output:\n\(result.output)")
+        #expect(result.output.contains("swiftlet: the guest powered off"))
+    }
 }
 
 enum TestHost {

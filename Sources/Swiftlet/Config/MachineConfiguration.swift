@@ -15,6 +15,8 @@ public struct MachineConfiguration: Sendable, Equatable {
     public var memory: MemorySize
     /// virtio-blk disks, in order: the guest sees them as vda, vdb, ...
     public var disks: [DiskConfiguration]
+    /// virtio-net interfaces, in order (eth0, eth1, ... in the guest; the default guest configures them by MAC).
+    public var networks: [NetworkConfiguration]
     /// Which device carries the host terminal: the 16550A on COM1 (ttyS0), or a virtio-console (hvc0).
     public var console: Console
 
@@ -24,7 +26,8 @@ public struct MachineConfiguration: Sendable, Equatable {
     }
 
     public init(payload: Payload, vcpuCount: Int = 1, memory: MemorySize = MachineConfiguration.defaultMemory,
-                disks: [DiskConfiguration] = [], console: Console = .serial) {
+                disks: [DiskConfiguration] = [], networks: [NetworkConfiguration] = [], console: Console = .serial) {
+        self.networks = networks
         self.payload = payload
         self.vcpuCount = vcpuCount
         self.memory = memory
@@ -53,6 +56,13 @@ public struct MachineConfiguration: Sendable, Equatable {
         }
         guard memory.bytes >= 16 << 20 else {
             throw .invalidMemory(memory, reason: memory.bytes == 0 ? "memory size must be greater than zero" : "a guest needs at least 16 MiB")
+        }
+        if !networks.isEmpty, case .rawImage = payload {
+            throw .invalidNetwork("--net", reason: "network interfaces need a Linux guest")
+        }
+        let macs = networks.map(\.mac.description)
+        if let repeated = macs.first(where: { mac in macs.filter { $0 == mac }.count > 1 }) {
+            throw .invalidNetwork(repeated, reason: "two interfaces have the same MAC address")
         }
         if console == .virtio, case .rawImage = payload {
             throw .invalidCommandLine("--console virtio needs a Linux guest")

@@ -44,7 +44,8 @@ struct PayloadImage {
         }
     }
 
-    func load(into memory: GuestMemory, vcpuCount: Int) throws(MachineError) -> Entry {
+    /// `extraCommandLine` is appended to a Linux command line (the VMM's own parameters, e.g. `swiftlet.net0=`).
+    func load(into memory: GuestMemory, vcpuCount: Int, extraCommandLine: [String] = []) throws(MachineError) -> Entry {
         switch contents {
         case let .linux(linux, kernel, initrd):
             let rsdp: GuestAddress
@@ -55,7 +56,7 @@ struct PayloadImage {
             }
             do {
                 let loaded = try loadLinux(LinuxBootRequest(
-                    kernel: kernel, initrd: initrd, commandLine: linux.commandLine,
+                    kernel: kernel, initrd: initrd, commandLine: ([linux.commandLine] + extraCommandLine).joined(separator: " "),
                     entry: linux.entryPoint == .pvh ? .pvh : .automatic,
                     unpackPayloadInHost: linux.unpackKernelInHost, rsdpAddress: rsdp,
                     reservedRanges: PCIPlatform.reservedRanges), into: memory)

@@ -6,7 +6,8 @@ import Synchronization
 import Virtio
 import VirtioPCI
 
-/// Virtio devices as PCI functions on bus 0: one virtio-rng, the virtio-console if asked for, then the disks in order (so the guest names them
+/// Virtio devices as PCI functions on bus 0: one virtio-rng, the virtio-console if asked for, the network
+/// interfaces, then the disks in order (so the guest names them
 /// vda, vdb, ... in `--disk` order).
 ///
 /// Each transport gets MSI-X vectors routed to KVM GSIs with irqfds (`KVMMSIRouter`), an INTx fallback line, its
@@ -32,10 +33,26 @@ final class VirtioPlatform: Sendable {
     }
 
     /// Creates and attaches the devices. `root` must have been built with `barChanged` as its BAR callback.
-    func attach(disks: [DiskConfiguration], console: ConsoleDevice?, to root: PCIRoot, memory: GuestMemory,
-                router: KVMMSIRouter, eventLoop: DeviceEventLoop) throws(MachineError) {
+    func attach(disks: [DiskConfiguration], networks: [NetworkConfiguration], console: ConsoleDevice?, to root: PCIRoot,
+                memory: GuestMemory, router: KVMMSIRouter, eventLoop: DeviceEventLoop) throws(MachineError) {
         var devices: [any VirtioDevice] = [EntropyDevice(logger: Logger(label: "swiftlet.virtio.rng"))]
         if let console { devices.append(console) }
+        for network in networks {
+            switch network.backend {
+            case let .tap(name):
+                do {
+                    // The offloads the guest's driver takes (GUEST_CSUM, GUEST_TSO4/6, GUEST_UFO): the host kernel
+                    // may then hand us partially checksummed and large segments for the guest.
+                    let tap = try TapDevice(name: name, offloads: [.checksum, .tso4, .tso6, .tsoECN, .ufo])
+                    let pump = TapNetworkPump(tap: tap)
+                    let device = NetDevice(mac: network.mac.bytes, backend: pump)
+                    pump.attach(to: device, eventLoop: eventLoop)
+                    devices.append(device)
+                } catch {
+                    throw .configuration(.invalidNetwork("tap=\(name)", reason: "\(error)"))
+                }
+            }
+        }
         for disk in disks {
             do {
                 let image = try RawDiskImage(path: disk.path, readOnly: disk.readOnly)

@@ -93,7 +93,8 @@ public final class Machine: Sendable {
         }
 
         // Firmware tables, then the kernel (or raw image) and its entry state.
-        let entry = try payload.load(into: memory, vcpuCount: configuration.vcpuCount)
+        let entry = try payload.load(into: memory, vcpuCount: configuration.vcpuCount,
+                                     extraCommandLine: configuration.networks.enumerated().map { $1.commandLineParameter(index: $0) })
         bootLog = entry.log
 
         // Devices on their buses.
@@ -102,7 +103,8 @@ public final class Machine: Sendable {
         do { eventLoop = try DeviceEventLoop() } catch { throw .kvm(error) }
         self.eventLoop = eventLoop
         let platform = try Platform.build(vm: vm, consoleOutput: consoleOutput, timeline: timeline, stop: stop,
-                                          virtio: usesInKernelIRQChip ? (memory, configuration.disks, configuration.console == .virtio, eventLoop) : nil,
+                                          virtio: usesInKernelIRQChip ? (memory, configuration.disks, configuration.networks,
+                                                                         configuration.console == .virtio, eventLoop) : nil,
                                           logger: logger)
         serial = platform.serial
         virtioConsole = platform.virtioConsole
