@@ -34,7 +34,8 @@ public struct NetDeviceStatistics: Sendable, Equatable {
     /// Frames handed to the backend.
     public var transmittedFrames: UInt64 = 0
     /// Transmit chains dropped because they were malformed: a broken chain (§2.7.5), fewer bytes than a vnet
-    /// header and an Ethernet header, more than `NetDevice.maximumPacketLength`, or an invalid vnet header.
+    /// header and an Ethernet header, more than `NetDevice.maximumPacketLength`, an invalid vnet header, or one
+    /// asking for an offload the driver did not negotiate.
     public var malformedTransmitChains: UInt64 = 0
     /// Frames the backend's `send` refused (thrown errors).
     public var transmitBackendErrors: UInt64 = 0
@@ -88,6 +89,8 @@ public final class NetDevice: VirtioDevice {
     private struct TransmitQueue {
         var queue: Queue
         let interrupt: any VirtioInterrupt
+        /// The negotiated features, which bound the offloads a transmit header may ask for.
+        let features: UInt64
     }
 
     private struct TransmitSide {
@@ -145,10 +148,18 @@ public final class NetDevice: VirtioDevice {
         }
         let interrupt = activation.interrupt
         let mergeable = activation.features & VirtioNetFeature.mergeableReceiveBuffers != 0
-        transmit.withLock { $0.running = TransmitQueue(queue: transmitQueue, interrupt: interrupt) }
-        receive.withLock {
-            $0.running = ReceiveQueue(queue: receiveQueue, interrupt: interrupt, mergeable: mergeable)
+        transmit.withLock {
+            $0.running = TransmitQueue(queue: transmitQueue, interrupt: interrupt, features: activation.features)
         }
+        let handler = receive.withLock { side -> (@Sendable () -> Void)? in
+            side.running = ReceiveQueue(queue: receiveQueue, interrupt: interrupt, mergeable: mergeable)
+            // A caller kept a frame while the device was down: let it try now, in case the driver posted its
+            // buffers before DRIVER_OK and never kicks again.
+            guard side.callerWaiting else { return nil }
+            side.callerWaiting = false
+            return side.onBuffersAvailable
+        }
+        handler?()
     }
 
     /// Drops both queues and any held receive chains (the driver forgets them at reset anyway).
@@ -329,6 +340,7 @@ public final class NetDevice: VirtioDevice {
 
     private func drainTransmit(_ side: inout TransmitSide) {
         guard var running = side.running else { return }
+        let features = running.features
         do {
             let notify = try running.queue.serveAvailable(
                 malformed: { head, reason in
@@ -336,7 +348,7 @@ public final class NetDevice: VirtioDevice {
                     logGuestError(side.statistics.malformedTransmitChains, "transmitq1 head \(head): \(reason)")
                 },
                 { chain in
-                    transmitChain(chain, statistics: &side.statistics)
+                    transmitChain(chain, features: features, statistics: &side.statistics)
                     return 0  // §5.1.6.2: the device writes nothing into transmit buffers.
                 })
             if notify { running.interrupt.signalUsedBuffers(queue: Self.transmitQueueIndex) }
@@ -349,7 +361,7 @@ public final class NetDevice: VirtioDevice {
     }
 
     /// Checks one transmit chain and hands its bytes to the backend; drops and counts it when malformed.
-    private func transmitChain(_ chain: DescriptorChain, statistics: inout NetDeviceStatistics) {
+    private func transmitChain(_ chain: DescriptorChain, features: UInt64, statistics: inout NetDeviceStatistics) {
         let length = chain.readableBytes
         guard length >= UInt64(Self.minimumTransmitLength), length <= UInt64(Self.maximumPacketLength) else {
             statistics.malformedTransmitChains += 1
@@ -360,7 +372,7 @@ public final class NetDevice: VirtioDevice {
         let packet: [UInt8]
         do {
             packet = try reader.read(count: Int(length))
-            _ = try VirtioNetHeader.validated(packet: packet)
+            try VirtioNetHeader.validated(packet: packet).checkTransmitOffloads(negotiated: features)
         } catch {
             statistics.malformedTransmitChains += 1
             logGuestError(statistics.malformedTransmitChains, "transmitq1 head \(chain.head): \(error)")
