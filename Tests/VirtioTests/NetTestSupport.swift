@@ -21,7 +21,7 @@ final class RecordingNetworkBackend: NetworkBackend {
     }
 }
 
-/// Counts `onReceiveBuffersAvailable` calls.
+/// Counts calls of the receive-buffers-available handler.
 final class WakeCounter: Sendable {
     private let count = Mutex(0)
     var value: Int { count.withLock { $0 } }

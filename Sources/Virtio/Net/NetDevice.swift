@@ -11,7 +11,7 @@
 //
 // No frame is ever dropped for lack of receive buffers: `deliver` returns false instead, the caller keeps the
 // frame, and the device asks the driver to kick when it posts buffers (notifications on, EVENT_IDX-aware); that
-// kick calls `onReceiveBuffersAvailable`, and the caller offers the frame again. Chains popped for a frame that
+// kick calls the handler set with `setReceiveBuffersAvailableHandler`, and the caller offers the frame again. Chains popped for a frame that
 // then did not fit in what the ring had are held by the device (not returned) until the next attempt.
 //
 // Guest misbehaviour is survived and counted (`statistics`): malformed chains go back with length 0, bad vnet
@@ -197,7 +197,7 @@ public final class NetDevice: VirtioDevice {
 
     /// Writes `frame` (vnet header + Ethernet frame, as a TAP with IFF_VNET_HDR reads it) into the guest's
     /// receive buffers, setting num_buffers. Returns false when the guest has no room for it right now
-    /// (or the device is not running): keep the frame and call again after `onReceiveBuffersAvailable`.
+    /// (or the device is not running): keep the frame and call again when the `setReceiveBuffersAvailableHandler` handler runs.
     /// Returns true when the frame is consumed — delivered, or dropped because it can never fit (counted).
     public func deliver(frame: ArraySlice<UInt8>) -> Bool {
         receive.withLock { side -> Bool in
