@@ -22,8 +22,8 @@
 // (the event loop too), `activate` / `reset` / configuration accesses on vCPU threads. Each direction has its
 // own Mutex, never held together: `receive` (receiveq, held chains, RX counters) and `transmit` (transmitq, TX
 // counters; held while the backend's `send` runs, so frames leave in order and `send` is never concurrent with
-// itself). While holding either the device calls only `VirtioInterrupt` and `send`; `onReceiveBuffersAvailable`
-// is called with no lock held.
+// itself). While holding either the device calls only `VirtioInterrupt` and `send`; the receive-buffers
+// handler is called with no lock held.
 
 import GuestMemory
 import Logging
