@@ -104,6 +104,16 @@ struct NetDeviceTests {
         #expect(net.interrupt.resetRequests.isEmpty)
     }
 
+    @Test func offloadsTheDriverDidNotNegotiateAreRefused() throws {
+        let net = try NetHarness(offloads: false)
+        let header = VirtioNetHeader(flags: VirtioNetHeader.flagNeedsChecksum, checksumStart: 34, checksumOffset: 16)
+        try net.transmitPacket(netPacket(length: 60, header: header))
+        try net.transmitPacket(netPacket(
+            length: 3000, header: VirtioNetHeader(gsoType: VirtioNetHeader.gsoTCPv4, gsoSize: 1448)))
+        #expect(net.backend.frames.isEmpty)
+        #expect(net.device.statistics.malformedTransmitChains == 2)
+    }
+
     @Test func backendFailuresDropTheFrameOnly() throws {
         let net = try NetHarness()
         net.backend.setFailing(true)
@@ -245,6 +255,19 @@ struct NetDeviceTests {
         #expect(net.device.statistics.malformedReceiveChains == 2)
     }
 
+    @Test func activationWakesACallerThatWaitedWhileTheDeviceWasDown() throws {
+        let net = try NetHarness()
+        net.device.reset()
+        #expect(!net.device.deliver(frame: netPacket()[...]))
+        // A driver that posts its receive buffers before DRIVER_OK and does not kick.
+        try net.freshRings()
+        let (head, _) = try net.postReceiveBuffer(1526)
+        try net.activate()
+        #expect(net.wakes.value == 1)
+        #expect(net.device.deliver(frame: netPacket()[...]))
+        #expect(try net.receive.usedElement(0).id == UInt32(head))
+    }
+
     // MARK: Reset (§2.4)
 
     @Test func resetStopsBothQueuesAndAFreshDriverWakesTheWaitingCaller() throws {
@@ -261,9 +284,11 @@ struct NetDeviceTests {
         // The driver starts over with new rings, posts a buffer and kicks.
         try net.freshRings()
         try net.activate()
+        #expect(net.wakes.value == 1)  // activation: the waiting caller tries again...
+        #expect(!net.device.deliver(frame: packet[...]))  // ...no buffers yet, so it waits for the kick
         let (head, _) = try net.postReceiveBuffer(1526)
         net.device.queueNotified(index: NetDevice.receiveQueueIndex)
-        #expect(net.wakes.value == 1)
+        #expect(net.wakes.value == 2)
         #expect(net.device.deliver(frame: packet[...]))
         #expect(try net.receive.usedElement(0) == (UInt32(head), UInt32(packet.count)))
         try net.transmitPacket(packet)

@@ -76,4 +76,25 @@ struct NetHeaderTests {
         #expect(try VirtioNetHeader.validated(packet: packet) == header)
         #expect(throws: VirtioNetHeaderError.self) { try VirtioNetHeader.validated(packet: packet.dropLast()) }
     }
+
+    /// §5.1.6.2.1: a transmit header may only ask for offloads the driver negotiated.
+    @Test func transmitOffloadsNeedTheirFeatures() throws {
+        let tso4 = VirtioNetHeader(
+            flags: VirtioNetHeader.flagNeedsChecksum, gsoType: VirtioNetHeader.gsoTCPv4, gsoSize: 1448,
+            checksumStart: 34, checksumOffset: 16)
+        try tso4.checkTransmitOffloads(negotiated: VirtioNetFeature.checksum | VirtioNetFeature.hostTSO4)
+        let refused = VirtioNetHeaderError.offloadNotNegotiated(flags: 1, gsoType: 1)
+        #expect(throws: refused) { try tso4.checkTransmitOffloads(negotiated: VirtioNetFeature.checksum) }
+        #expect(throws: refused) { try tso4.checkTransmitOffloads(negotiated: VirtioNetFeature.hostTSO4) }
+        // Plain frames need nothing; UDP_L4 (HOST_USO) and ECN (HOST_ECN) are never offered.
+        try VirtioNetHeader().checkTransmitOffloads(negotiated: 0)
+        let all = VirtioNetFeature.offloads
+        #expect(throws: VirtioNetHeaderError.self) {
+            try VirtioNetHeader(gsoType: VirtioNetHeader.gsoUDPL4, gsoSize: 1400).checkTransmitOffloads(negotiated: all)
+        }
+        #expect(throws: VirtioNetHeaderError.self) {
+            try VirtioNetHeader(gsoType: VirtioNetHeader.gsoTCPv4 | VirtioNetHeader.gsoECN, gsoSize: 1448)
+                .checkTransmitOffloads(negotiated: all)
+        }
+    }
 }

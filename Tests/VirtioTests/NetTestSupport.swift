@@ -21,7 +21,7 @@ final class RecordingNetworkBackend: NetworkBackend {
     }
 }
 
-/// Counts `onReceiveBuffersAvailable` calls.
+/// Counts calls of the receive-buffers-available handler.
 final class WakeCounter: Sendable {
     private let count = Mutex(0)
     var value: Int { count.withLock { $0 } }
@@ -42,13 +42,14 @@ final class NetHarness {
     private(set) var transmit: TestDriver
 
     /// A new device activated with queues of `size` entries; `mergeable` negotiates MRG_RXBUF.
-    init(size: UInt16 = 16, mergeable: Bool = false) throws {
+    /// `offloads` negotiates CSUM, GUEST_CSUM and the TSO/UFO bits, as Linux does when they are offered.
+    init(size: UInt16 = 16, mergeable: Bool = false, offloads: Bool = true) throws {
         device = NetDevice(mac: Self.mac, backend: backend)
         let wakes = self.wakes
         device.setReceiveBuffersAvailableHandler { wakes.wake() }
         receive = try TestDriver(size: size)
         transmit = try TestDriver(size: size)
-        try activate(mergeable: mergeable)
+        try activate(mergeable: mergeable, offloads: offloads)
     }
 
     func freshRings() throws {
@@ -56,8 +57,9 @@ final class NetHarness {
         transmit = try TestDriver(size: transmit.size)
     }
 
-    func activate(mergeable: Bool = false) throws {
+    func activate(mergeable: Bool = false, offloads: Bool = true) throws {
         let features = Self.baseFeatures | (mergeable ? VirtioNetFeature.mergeableReceiveBuffers : 0)
+            | (offloads ? VirtioNetFeature.offloads : 0)
         let receiveQueue = try Queue(
             index: NetDevice.receiveQueueIndex, configuration: receive.configuration, memory: receive.memory,
             features: features)

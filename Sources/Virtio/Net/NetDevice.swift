@@ -11,7 +11,7 @@
 //
 // No frame is ever dropped for lack of receive buffers: `deliver` returns false instead, the caller keeps the
 // frame, and the device asks the driver to kick when it posts buffers (notifications on, EVENT_IDX-aware); that
-// kick calls `onReceiveBuffersAvailable`, and the caller offers the frame again. Chains popped for a frame that
+// kick calls the handler set with `setReceiveBuffersAvailableHandler`, and the caller offers the frame again. Chains popped for a frame that
 // then did not fit in what the ring had are held by the device (not returned) until the next attempt.
 //
 // Guest misbehaviour is survived and counted (`statistics`): malformed chains go back with length 0, bad vnet
@@ -22,8 +22,8 @@
 // (the event loop too), `activate` / `reset` / configuration accesses on vCPU threads. Each direction has its
 // own Mutex, never held together: `receive` (receiveq, held chains, RX counters) and `transmit` (transmitq, TX
 // counters; held while the backend's `send` runs, so frames leave in order and `send` is never concurrent with
-// itself). While holding either the device calls only `VirtioInterrupt` and `send`; `onReceiveBuffersAvailable`
-// is called with no lock held.
+// itself). While holding either the device calls only `VirtioInterrupt` and `send`; the receive-buffers
+// handler is called with no lock held.
 
 import GuestMemory
 import Logging
@@ -34,7 +34,8 @@ public struct NetDeviceStatistics: Sendable, Equatable {
     /// Frames handed to the backend.
     public var transmittedFrames: UInt64 = 0
     /// Transmit chains dropped because they were malformed: a broken chain (§2.7.5), fewer bytes than a vnet
-    /// header and an Ethernet header, more than `NetDevice.maximumPacketLength`, or an invalid vnet header.
+    /// header and an Ethernet header, more than `NetDevice.maximumPacketLength`, an invalid vnet header, or one
+    /// asking for an offload the driver did not negotiate.
     public var malformedTransmitChains: UInt64 = 0
     /// Frames the backend's `send` refused (thrown errors).
     public var transmitBackendErrors: UInt64 = 0
@@ -88,6 +89,8 @@ public final class NetDevice: VirtioDevice {
     private struct TransmitQueue {
         var queue: Queue
         let interrupt: any VirtioInterrupt
+        /// The negotiated features, which bound the offloads a transmit header may ask for.
+        let features: UInt64
     }
 
     private struct TransmitSide {
@@ -145,10 +148,18 @@ public final class NetDevice: VirtioDevice {
         }
         let interrupt = activation.interrupt
         let mergeable = activation.features & VirtioNetFeature.mergeableReceiveBuffers != 0
-        transmit.withLock { $0.running = TransmitQueue(queue: transmitQueue, interrupt: interrupt) }
-        receive.withLock {
-            $0.running = ReceiveQueue(queue: receiveQueue, interrupt: interrupt, mergeable: mergeable)
+        transmit.withLock {
+            $0.running = TransmitQueue(queue: transmitQueue, interrupt: interrupt, features: activation.features)
         }
+        let handler = receive.withLock { side -> (@Sendable () -> Void)? in
+            side.running = ReceiveQueue(queue: receiveQueue, interrupt: interrupt, mergeable: mergeable)
+            // A caller kept a frame while the device was down: let it try now, in case the driver posted its
+            // buffers before DRIVER_OK and never kicks again.
+            guard side.callerWaiting else { return nil }
+            side.callerWaiting = false
+            return side.onBuffersAvailable
+        }
+        handler?()
     }
 
     /// Drops both queues and any held receive chains (the driver forgets them at reset anyway).
@@ -186,7 +197,7 @@ public final class NetDevice: VirtioDevice {
 
     /// Writes `frame` (vnet header + Ethernet frame, as a TAP with IFF_VNET_HDR reads it) into the guest's
     /// receive buffers, setting num_buffers. Returns false when the guest has no room for it right now
-    /// (or the device is not running): keep the frame and call again after `onReceiveBuffersAvailable`.
+    /// (or the device is not running): keep the frame and call again when the `setReceiveBuffersAvailableHandler` handler runs.
     /// Returns true when the frame is consumed — delivered, or dropped because it can never fit (counted).
     public func deliver(frame: ArraySlice<UInt8>) -> Bool {
         receive.withLock { side -> Bool in
@@ -329,6 +340,7 @@ public final class NetDevice: VirtioDevice {
 
     private func drainTransmit(_ side: inout TransmitSide) {
         guard var running = side.running else { return }
+        let features = running.features
         do {
             let notify = try running.queue.serveAvailable(
                 malformed: { head, reason in
@@ -336,7 +348,7 @@ public final class NetDevice: VirtioDevice {
                     logGuestError(side.statistics.malformedTransmitChains, "transmitq1 head \(head): \(reason)")
                 },
                 { chain in
-                    transmitChain(chain, statistics: &side.statistics)
+                    transmitChain(chain, features: features, statistics: &side.statistics)
                     return 0  // §5.1.6.2: the device writes nothing into transmit buffers.
                 })
             if notify { running.interrupt.signalUsedBuffers(queue: Self.transmitQueueIndex) }
@@ -349,7 +361,7 @@ public final class NetDevice: VirtioDevice {
     }
 
     /// Checks one transmit chain and hands its bytes to the backend; drops and counts it when malformed.
-    private func transmitChain(_ chain: DescriptorChain, statistics: inout NetDeviceStatistics) {
+    private func transmitChain(_ chain: DescriptorChain, features: UInt64, statistics: inout NetDeviceStatistics) {
         let length = chain.readableBytes
         guard length >= UInt64(Self.minimumTransmitLength), length <= UInt64(Self.maximumPacketLength) else {
             statistics.malformedTransmitChains += 1
@@ -360,7 +372,7 @@ public final class NetDevice: VirtioDevice {
         let packet: [UInt8]
         do {
             packet = try reader.read(count: Int(length))
-            _ = try VirtioNetHeader.validated(packet: packet)
+            try VirtioNetHeader.validated(packet: packet).checkTransmitOffloads(negotiated: features)
         } catch {
             statistics.malformedTransmitChains += 1
             logGuestError(statistics.malformedTransmitChains, "transmitq1 head \(chain.head): \(error)")

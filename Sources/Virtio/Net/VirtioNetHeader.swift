@@ -26,6 +26,8 @@ public enum VirtioNetHeaderError: Error, Equatable, Sendable, CustomStringConver
     case gsoWithoutSegmentSize(gsoType: UInt8)
     /// NEEDS_CSUM with the 16-bit checksum field (at csum_start + csum_offset) not wholly inside the frame.
     case checksumOutsideFrame(start: UInt16, offset: UInt16, frameLength: Int)
+    /// The guest asked for an offload (NEEDS_CSUM, or a gso_type) whose feature it did not negotiate.
+    case offloadNotNegotiated(flags: UInt8, gsoType: UInt8)
 
     public var description: String {
         switch self {
@@ -35,6 +37,8 @@ public enum VirtioNetHeaderError: Error, Equatable, Sendable, CustomStringConver
         case let .gsoWithoutSegmentSize(type): return "gso_type \(type) with gso_size 0"
         case let .checksumOutsideFrame(start, offset, length):
             return "checksum at csum_start \(start) + csum_offset \(offset) is outside the \(length)-byte frame"
+        case let .offloadNotNegotiated(flags, type):
+            return "offload not negotiated (flags 0x\(String(flags, radix: 16)), gso_type 0x\(String(type, radix: 16)))"
         }
     }
 }
@@ -120,6 +124,25 @@ public struct VirtioNetHeader: Equatable, Sendable {
             guard Int(checksumStart) + Int(checksumOffset) + 2 <= frameLength else {
                 throw .checksumOutsideFrame(start: checksumStart, offset: checksumOffset, frameLength: frameLength)
             }
+        }
+    }
+
+    /// Checks a transmit header against the negotiated `features` (§5.1.6.2.1: the driver MUST NOT set
+    /// NEEDS_CSUM without VIRTIO_NET_F_CSUM, nor a gso_type whose HOST_ feature it did not accept). The backend
+    /// was set up for exactly those offloads, so anything else must not reach it. UDP_L4 needs HOST_USO, which
+    /// is not offered, so it is always refused here; ECN needs HOST_ECN, likewise.
+    public func checkTransmitOffloads(negotiated features: UInt64) throws(VirtioNetHeaderError) {
+        let needed: UInt64
+        switch gsoType {
+        case Self.gsoNone: needed = 0
+        case Self.gsoTCPv4: needed = VirtioNetFeature.hostTSO4
+        case Self.gsoTCPv6: needed = VirtioNetFeature.hostTSO6
+        case Self.gsoUDP: needed = VirtioNetFeature.hostUFO
+        default: throw .offloadNotNegotiated(flags: flags, gsoType: gsoType)
+        }
+        let checksum = flags & Self.flagNeedsChecksum != 0 ? VirtioNetFeature.checksum : 0
+        guard features & (needed | checksum) == needed | checksum else {
+            throw .offloadNotNegotiated(flags: flags, gsoType: gsoType)
         }
     }
 
