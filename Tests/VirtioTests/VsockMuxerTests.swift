@@ -14,6 +14,7 @@ struct VsockMuxerTests {
         /// Accept at most this many bytes per write (nil: everything).
         var writeLimit: Int?
         var closed = false
+        var writeShut = false
 
         init(_ text: String = "") { incoming = Array(text.utf8) }
 
@@ -30,6 +31,7 @@ struct VsockMuxerTests {
             return count
         }
 
+        func shutdownWrite() { writeShut = true }
         func close() { closed = true }
     }
 
@@ -212,6 +214,36 @@ struct VsockMuxerTests {
         muxer.receiveFromGuest(guestPacket(.reset, from: 5, to: 7))
         #expect(try next(&muxer) == nil)
         #expect(listener.closed && muxer.connectionCount == 0)
+    }
+
+    @Test("guest SHUTDOWN SEND: the host stream is half-closed after the last bytes, data still flows back")
+    func guestHalfClose() throws {
+        let listener = FakeStream()
+        listener.writeLimit = 2
+        var muxer = muxer(listeners: ["/run/vm.vsock_7": listener])
+        muxer.receiveFromGuest(guestPacket(.request, from: 5, to: 7))
+        _ = try next(&muxer)
+        muxer.receiveFromGuest(guestPacket(.readWrite, from: 5, to: 7, payload: Array("abcd".utf8)))
+        muxer.receiveFromGuest(guestPacket(.shutdown, from: 5, to: 7, flags: VsockShutdownFlags.send.rawValue))
+        #expect(listener.written == Array("abcd".utf8) && listener.writeShut)
+
+        listener.incoming = Array("reply".utf8)
+        let (data, payload) = try #require(try next(&muxer))
+        #expect(data.operation == .readWrite && payload == Array("reply".utf8))
+    }
+
+    @Test("closeAll closes every stream, connected or still handshaking")
+    func closeAll() throws {
+        let listener = FakeStream()
+        var muxer = muxer(listeners: ["/run/vm.vsock_7": listener])
+        muxer.receiveFromGuest(guestPacket(.request, from: 5, to: 7))
+        let waiting = FakeStream("CONN")
+        muxer.addHostStream(waiting)
+        muxer.service()
+        muxer.closeAll()
+        #expect(listener.closed && waiting.closed)
+        #expect(muxer.connectionCount == 0 && muxer.handshakingCount == 0)
+        #expect(try next(&muxer) == nil)
     }
 
     @Test("the guest shuts down both ways: the muxer sends the final RST and closes the host stream")

@@ -12,8 +12,16 @@ public protocol VsockHostStream: AnyObject {
     func read(maximumCount: Int) throws -> [UInt8]?
     /// Writes a prefix of `bytes` and returns how many were accepted (0 when the socket would block).
     func write(_ bytes: ArraySlice<UInt8>) throws -> Int
+    /// Half-closes the socket for writing (shutdown(SHUT_WR)): the host program reads end of file once the
+    /// guest has shut down its sending side and everything it sent has been written.
+    func shutdownWrite()
     /// Closes the socket; later calls are ignored.
     func close()
+}
+
+extension VsockHostStream {
+    /// Streams that cannot half-close simply stay open until the connection ends.
+    public func shutdownWrite() {}
 }
 
 /// Why a host program's first line was refused (the VMM then closes its socket).

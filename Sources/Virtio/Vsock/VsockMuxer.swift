@@ -40,6 +40,8 @@ public struct VsockMuxer {
         var fromHostBacklog: [UInt8] = []
         /// Host-initiated and not yet acknowledged with OK.
         var awaitingOK: Bool
+        /// The host stream has been half-closed after the guest's SHUTDOWN SEND.
+        var hostWriteShut = false
     }
 
     public let guestCID: UInt64
@@ -175,6 +177,10 @@ public struct VsockMuxer {
                 guard written > 0 else { return }
                 entry.connection.didWriteToHost(written)
             }
+            if !entry.hostWriteShut, entry.connection.state == .established, !entry.connection.expectsDataFromPeer {
+                entry.hostWriteShut = true
+                entry.stream.shutdownWrite()
+            }
         } catch {
             entry.connection.reset()
         }
@@ -218,6 +224,16 @@ public struct VsockMuxer {
             return entry.connection.makeDataPacket(length: data.count).encoded + data
         }
         return nil
+    }
+
+    /// Device reset or VMM shutdown: closes every host stream and forgets all state. The guest's driver resets
+    /// its sockets on a transport reset itself, so no RSTs are sent.
+    public mutating func closeAll() {
+        for entry in connections.values { entry.stream.close() }
+        for pending in handshaking { pending.stream.close() }
+        connections.removeAll()
+        handshaking.removeAll()
+        orphanResets.removeAll()
     }
 
     private mutating func forgetFinishedConnections() {
