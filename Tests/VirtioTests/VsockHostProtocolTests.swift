@@ -60,3 +60,20 @@ struct VsockHostProtocolTests {
         #expect(second == VsockLocalPortAllocator.firstPort + 2)
     }
 }
+
+@Suite("virtio-vsock device constants")
+struct VsockConstantsTests {
+    @Test("guest_cid config space is 8 bytes little-endian")
+    func configSpace() {
+        #expect(VirtioVsock.configSpace(guestCID: 3) == [3, 0, 0, 0, 0, 0, 0, 0])
+        #expect(VirtioVsock.configSpace(guestCID: 0x1234_5678) == [0x78, 0x56, 0x34, 0x12, 0, 0, 0, 0])
+    }
+
+    @Test("reserved CIDs are not valid guest CIDs", arguments: [
+        (UInt64(0), false), (1, false), (2, false), (3, true), (0xFFFF_FFFE, true), (0xFFFF_FFFF, false),
+        (1 << 32, false),
+    ])
+    func guestCID(cid: UInt64, valid: Bool) {
+        #expect(VirtioVsock.isValidGuestCID(cid) == valid)
+    }
+}
