@@ -232,6 +232,21 @@ struct VsockMuxerTests {
         #expect(data.operation == .readWrite && payload == Array("reply".utf8))
     }
 
+    @Test("a timed-out connection is reset by key: RST to the guest, then the stream closes")
+    func resetByKey() throws {
+        var muxer = muxer()
+        let host = FakeStream("CONNECT 52\n")
+        muxer.addHostStream(host)
+        muxer.service()
+        let key = VsockMuxer.Key(hostPort: Self.firstHostPort, guestPort: 52)
+        #expect(muxer.connectionStates == [key: .connecting])
+        _ = try next(&muxer)  // REQUEST, never answered
+        muxer.reset(key)
+        let (reset, _) = try #require(try next(&muxer))
+        #expect(reset.operation == .reset && reset.destination.port == 52)
+        #expect(host.closed && muxer.connectionStates.isEmpty)
+    }
+
     @Test("closeAll closes every stream, connected or still handshaking")
     func closeAll() throws {
         let listener = FakeStream()

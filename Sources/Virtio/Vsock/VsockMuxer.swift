@@ -226,6 +226,17 @@ public struct VsockMuxer {
         return nil
     }
 
+    /// The connections and where each is, for the caller's timeouts (a REQUEST the guest never answers, a
+    /// SHUTDOWN it never follows with RST: Firecracker gives up after 2 s and resets).
+    public var connectionStates: [Key: VsockConnection.State] { connections.mapValues(\.connection.state) }
+    /// The local shutdown flags of a connection (non-empty once the host side said it is done).
+    public func localShutdown(of key: Key) -> VsockShutdownFlags? { connections[key]?.connection.localShutdown }
+
+    /// Gives up on one connection: RST to the guest, and the host stream closes once that RST is delivered.
+    public mutating func reset(_ key: Key) {
+        connections[key]?.connection.reset()
+    }
+
     /// Device reset or VMM shutdown: closes every host stream and forgets all state. The guest's driver resets
     /// its sockets on a transport reset itself, so no RSTs are sent.
     public mutating func closeAll() {
