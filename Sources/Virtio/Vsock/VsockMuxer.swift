@@ -1,0 +1,256 @@
+/// Routes vsock packets between the guest and host Unix streams the way Firecracker's muxer does, with no
+/// sockets or event loop of its own: the caller hands in streams (`VsockHostStream`) and guest packets, and
+/// takes out packets for the guest's RX queue. It is single-threaded state: the device's event-loop thread
+/// owns it (hence not Sendable).
+///
+/// - A host program connects to the device socket; the caller passes the accepted stream to
+///   `addHostStream`. Its first line `CONNECT <port>\n` makes us send REQUEST to the guest; the guest's
+///   RESPONSE makes us write `OK <hostport>\n` and the stream carries bytes from then on.
+/// - A guest REQUEST to host port P opens the Unix listener `<socket>_P` (`openListener`); failure → RST.
+/// - Packets for connections we do not know get RST (never in reply to an RST).
+///
+/// `service()` reads CONNECT lines and flushes guest data to the host streams; `nextPacketForGuest` reads
+/// host data within the guest's credit. Connections are visited in table order, not round-robin (a fairness
+/// refinement left for later), and a guest that never answers our SHUTDOWN is not timed out here.
+public struct VsockMuxer {
+    /// A connection's identity on this device: the host-side port and the guest port.
+    public struct Key: Hashable, Sendable {
+        public var hostPort: UInt32
+        public var guestPort: UInt32
+    }
+
+    /// What happened to one packet from the guest, for logging and counters.
+    public enum Delivery: Equatable, Sendable {
+        /// Handed to an existing connection.
+        case delivered
+        /// A new guest-initiated connection to `<socket>_<port>`.
+        case accepted(hostPort: UInt32)
+        /// Refused with RST (no listener, unknown connection, malformed header).
+        case refused
+        /// Dropped without answer (truncated header, RST for nobody, wrong CIDs).
+        case dropped
+    }
+
+    private struct Entry {
+        var connection: VsockConnection
+        let stream: any VsockHostStream
+        /// Protocol bytes for the host stream ahead of guest data (the `OK <port>\n` reply).
+        var toHostPrefix: [UInt8] = []
+        /// Bytes read from the host stream not yet sent to the guest (what followed the CONNECT line).
+        var fromHostBacklog: [UInt8] = []
+        /// Host-initiated and not yet acknowledged with OK.
+        var awaitingOK: Bool
+        /// The host stream has been half-closed after the guest's SHUTDOWN SEND.
+        var hostWriteShut = false
+    }
+
+    public let guestCID: UInt64
+    public let socketPath: String
+    public let maximumPayload: UInt32
+    private let openListener: (String) throws -> any VsockHostStream
+    private var connections: [Key: Entry] = [:]
+    /// Host streams that have not finished their CONNECT line yet, with what they sent so far.
+    private var handshaking: [(stream: any VsockHostStream, received: [UInt8])] = []
+    /// RSTs for packets that matched no connection.
+    private var orphanResets: [VsockPacketHeader] = []
+    private var ports = VsockLocalPortAllocator()
+
+    public init(
+        guestCID: UInt64, socketPath: String,
+        maximumPayload: UInt32 = VsockPacketHeader.defaultMaximumPayload,
+        openListener: @escaping (String) throws -> any VsockHostStream
+    ) {
+        self.guestCID = guestCID
+        self.socketPath = socketPath
+        self.maximumPayload = maximumPayload
+        self.openListener = openListener
+    }
+
+    public var connectionCount: Int { connections.count }
+    public var handshakingCount: Int { handshaking.count }
+
+    /// A host program connected to the device socket; it must send `CONNECT <port>\n` first.
+    public mutating func addHostStream(_ stream: any VsockHostStream) {
+        handshaking.append((stream, []))
+    }
+
+    // MARK: Guest → host
+
+    /// One packet from the guest's TX queue: the 44-byte header followed by its payload.
+    @discardableResult
+    public mutating func receiveFromGuest(_ packet: [UInt8]) -> Delivery {
+        let header: VsockPacketHeader
+        do {
+            header = try VsockPacketHeader(parsing: packet, maximumPayload: maximumPayload)
+        } catch {
+            guard let reset = error.resetReply else { return .dropped }
+            orphanResets.append(reset)
+            return .refused
+        }
+        // The guest may only speak as itself, and only to the host.
+        guard header.source.cid == guestCID, header.destination.cid == VsockHostProtocol.hostCID else { return .dropped }
+        let payload = packet.dropFirst(VsockPacketHeader.size)
+        let key = Key(hostPort: header.destination.port, guestPort: header.source.port)
+
+        if var entry = connections[key] {
+            let wasConnecting = entry.connection.state == .connecting
+            entry.connection.receive(header, payload: payload)
+            if wasConnecting, entry.connection.state == .established, entry.awaitingOK {
+                entry.awaitingOK = false
+                entry.toHostPrefix = VsockHostProtocol.okReply(hostPort: key.hostPort)
+            }
+            connections[key] = entry
+            flushToHost(key)
+            return .delivered
+        }
+        if header.operation == .request {
+            let path = VsockHostProtocol.hostListenerPath(socketPath: socketPath, port: header.destination.port)
+            if let stream = try? openListener(path) {
+                connections[key] = Entry(connection: .guestInitiated(request: header), stream: stream, awaitingOK: false)
+                return .accepted(hostPort: key.hostPort)
+            }
+        }
+        guard let reset = VsockConnection.resetReply(to: header) else { return .dropped }
+        orphanResets.append(reset)
+        return .refused
+    }
+
+    // MARK: Host streams
+
+    /// Reads pending CONNECT lines and writes guest data to the host streams. Call when a host stream is
+    /// readable or writable.
+    public mutating func service() {
+        serviceHandshakes()
+        for key in Array(connections.keys) { flushToHost(key) }
+    }
+
+    private mutating func serviceHandshakes() {
+        var stillWaiting: [(stream: any VsockHostStream, received: [UInt8])] = []
+        for var pending in handshaking {
+            do {
+                guard let bytes = try pending.stream.read(maximumCount: VsockHostProtocol.maximumConnectLineLength)
+                else {
+                    stillWaiting.append(pending)
+                    continue
+                }
+                guard !bytes.isEmpty else {
+                    pending.stream.close()  // gone before saying where to connect
+                    continue
+                }
+                pending.received += bytes
+                switch try VsockHostProtocol.parseConnectLine(pending.received) {
+                case .incomplete:
+                    stillWaiting.append(pending)
+                case let .connect(port, consumed):
+                    let used = Set(connections.keys.map(\.hostPort))
+                    guard let hostPort = ports.allocate(isInUse: used.contains) else {
+                        pending.stream.close()
+                        continue
+                    }
+                    let key = Key(hostPort: hostPort, guestPort: port)
+                    connections[key] = Entry(
+                        connection: .hostInitiated(
+                            local: VsockAddress(cid: VsockHostProtocol.hostCID, port: hostPort),
+                            peer: VsockAddress(cid: guestCID, port: port)),
+                        stream: pending.stream, fromHostBacklog: Array(pending.received.dropFirst(consumed)),
+                        awaitingOK: true)
+                }
+            } catch {
+                pending.stream.close()  // malformed line or a failed read: Firecracker just drops the stream
+            }
+        }
+        handshaking = stillWaiting
+    }
+
+    /// Writes what the host stream is owed; a failed write resets the connection.
+    private mutating func flushToHost(_ key: Key) {
+        guard var entry = connections[key] else { return }
+        defer { connections[key] = entry }
+        do {
+            if !entry.toHostPrefix.isEmpty {
+                let written = try entry.stream.write(entry.toHostPrefix[...])
+                entry.toHostPrefix.removeFirst(written)
+                guard entry.toHostPrefix.isEmpty else { return }
+            }
+            while !entry.connection.pendingForHost.isEmpty {
+                let written = try entry.stream.write(entry.connection.pendingForHost[...])
+                guard written > 0 else { return }
+                entry.connection.didWriteToHost(written)
+            }
+            if !entry.hostWriteShut, entry.connection.state == .established, !entry.connection.expectsDataFromPeer {
+                entry.hostWriteShut = true
+                entry.stream.shutdownWrite()
+            }
+        } catch {
+            entry.connection.reset()
+        }
+    }
+
+    // MARK: Host → guest
+
+    /// The next packet (header and payload bytes) for one RX buffer of `bufferSize` bytes, or nil when there is
+    /// nothing to send. Control packets (RST, RESPONSE, credit) go before data.
+    public mutating func nextPacketForGuest(bufferSize: Int) -> [UInt8]? {
+        precondition(bufferSize > VsockPacketHeader.size, "an RX buffer must hold a header and some data")
+        defer { forgetFinishedConnections() }
+        if !orphanResets.isEmpty { return orphanResets.removeFirst().encoded }
+        for key in Array(connections.keys) {
+            guard var entry = connections[key] else { continue }
+            defer { connections[key] = entry }
+            if let control = entry.connection.nextControlPacket() { return control.encoded }
+            guard entry.connection.canSendData, entry.connection.sendCredit > 0 else { continue }
+            let room = min(
+                Int(entry.connection.sendCredit), Int(maximumPayload), bufferSize - VsockPacketHeader.size)
+            var data: [UInt8]
+            if !entry.fromHostBacklog.isEmpty {
+                data = Array(entry.fromHostBacklog.prefix(room))
+                entry.fromHostBacklog.removeFirst(data.count)
+            } else {
+                do {
+                    guard let bytes = try entry.stream.read(maximumCount: room) else { continue }
+                    data = bytes
+                } catch {
+                    entry.connection.reset()
+                    if let control = entry.connection.nextControlPacket() { return control.encoded }
+                    continue
+                }
+                if data.isEmpty {
+                    // End of file: the host program is done with this connection.
+                    entry.connection.shutdown(.both)
+                    if let control = entry.connection.nextControlPacket() { return control.encoded }
+                    continue
+                }
+            }
+            return entry.connection.makeDataPacket(length: data.count).encoded + data
+        }
+        return nil
+    }
+
+    /// The connections and where each is, for the caller's timeouts (a REQUEST the guest never answers, a
+    /// SHUTDOWN it never follows with RST: Firecracker gives up after 2 s and resets).
+    public var connectionStates: [Key: VsockConnection.State] { connections.mapValues(\.connection.state) }
+    /// The local shutdown flags of a connection (non-empty once the host side said it is done).
+    public func localShutdown(of key: Key) -> VsockShutdownFlags? { connections[key]?.connection.localShutdown }
+
+    /// Gives up on one connection: RST to the guest, and the host stream closes once that RST is delivered.
+    public mutating func reset(_ key: Key) {
+        connections[key]?.connection.reset()
+    }
+
+    /// Device reset or VMM shutdown: closes every host stream and forgets all state. The guest's driver resets
+    /// its sockets on a transport reset itself, so no RSTs are sent.
+    public mutating func closeAll() {
+        for entry in connections.values { entry.stream.close() }
+        for pending in handshaking { pending.stream.close() }
+        connections.removeAll()
+        handshaking.removeAll()
+        orphanResets.removeAll()
+    }
+
+    private mutating func forgetFinishedConnections() {
+        for (key, entry) in connections where entry.connection.isFinished {
+            entry.stream.close()
+            connections[key] = nil
+        }
+    }
+}
