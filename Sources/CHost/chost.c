@@ -13,20 +13,20 @@ int chost_set_thread_name(pthread_t thread, const char *name) { return pthread_s
 
 int chost_fallocate(int fd, int mode, int64_t offset, int64_t length) { return fallocate(fd, mode, offset, length); }
 
-int chost_open_tap(const char *name, unsigned int offloads, const char **stage) {
-    *stage = "open /dev/net/tun";
+int chost_open_tap(const char *name, unsigned int offloads, int *step) {
+    *step = 0;
     int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return -1;
     struct ifreq request;
     memset(&request, 0, sizeof request);
     strncpy(request.ifr_name, name, IFNAMSIZ - 1);
     request.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-    *stage = "TUNSETIFF";
+    *step = 1;
     if (ioctl(fd, TUNSETIFF, &request) < 0) goto fail;
     int header_size = 12;   /* struct virtio_net_hdr_v1 (with num_buffers) */
-    *stage = "TUNSETVNETHDRSZ";
+    *step = 2;
     if (ioctl(fd, TUNSETVNETHDRSZ, &header_size) < 0) goto fail;
-    *stage = "TUNSETOFFLOAD";
+    *step = 3;
     if (ioctl(fd, TUNSETOFFLOAD, offloads) < 0) goto fail;
     return fd;
 fail:;

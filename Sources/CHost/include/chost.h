@@ -16,7 +16,8 @@ int chost_fallocate(int fd, int mode, int64_t offset, int64_t length);
 
 /// Opens /dev/net/tun and attaches the TAP interface `name` (created if the caller may, i.e. has CAP_NET_ADMIN)
 /// with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, sets the 12-byte virtio_net_hdr_v1 size and the offloads in
-/// `offloads` (TUN_F_* bits). Returns the fd, or -1 with errno set; `stage` names the failing step.
-int chost_open_tap(const char *name, unsigned int offloads, const char **stage);
+/// `offloads` (TUN_F_* bits). Returns the fd, or -1 with errno set and `*step` the failing step:
+/// 0 open /dev/net/tun, 1 TUNSETIFF, 2 TUNSETVNETHDRSZ, 3 TUNSETOFFLOAD.
+int chost_open_tap(const char *name, unsigned int offloads, int *step);
 
 #endif

@@ -51,10 +51,11 @@ public final class TapDevice: Sendable {
         guard (1...15).contains(name.utf8.count), !name.contains("/"), !name.contains(where: \.isWhitespace) else {
             throw .invalidName(name)
         }
-        var stage: UnsafePointer<CChar>?
-        let raw = name.withCString { chost_open_tap($0, offloads.rawValue, &stage) }
+        var step: Int32 = 0
+        let raw = name.withCString { chost_open_tap($0, offloads.rawValue, &step) }
         guard raw >= 0 else {
-            throw .failed(name: name, stage: stage.map { String(cString: $0) } ?? "open", errno: Errno(rawValue: errno))
+            let steps = ["open /dev/net/tun", "TUNSETIFF", "TUNSETVNETHDRSZ", "TUNSETOFFLOAD"]
+            throw .failed(name: name, stage: steps.indices.contains(Int(step)) ? steps[Int(step)] : "open", errno: Errno(rawValue: errno))
         }
         self.name = name
         fd = FileDescriptor(rawValue: raw)
