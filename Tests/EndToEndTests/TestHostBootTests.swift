@@ -111,7 +111,7 @@ struct TestHostBootTests {
         #expect(result.output.split(separator: "\n").contains("durable-42"), "output:\n\(result.output)")
     }
 
-    @Test("--net tap=tap0,ip=10.0.0.2/24: the guest's virtio_net gets our address; guest and test host ping each other")
+    @Test("--net tap=tap0,ip=10.0.0.2/24: the guest's virtio_net gets our address; guest and test host ping each other; 16 MiB over TCP arrive intact")
     func tapNetworkPingsBothWays() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftlet-net-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -130,6 +130,9 @@ struct TestHostBootTests {
             echo 'ping -c 3 10.0.0.1 && echo GUEST-PING-OK' >&3
             n=0; until grep -q -e GUEST-PING-OK -e 'packet loss' /tmp/net-out || [ $n -gt 120 ]; do sleep 0.5; n=$((n+1)); done
             ping -c 3 10.0.0.2 >/dev/null && echo HOST-PING-OK
+            echo 'mkdir -p /srv && dd if=/dev/urandom of=/srv/blob bs=1M count=16 2>/dev/null && md5sum /srv/blob && httpd -p 8080 -h /srv && echo SERV""ING' >&3
+            until grep -q SERVING /tmp/net-out; do sleep 0.5; done
+            wget -q -O /tmp/blob http://10.0.0.2:8080/blob && echo "host-md5 $(md5sum < /tmp/blob)"
             echo 'poweroff -f' >&3
             wait
             cat /tmp/net-out
@@ -138,6 +141,11 @@ struct TestHostBootTests {
         #expect(result.status == 0, "output:\n\(result.output)")
         #expect(result.output.contains("GUEST-PING-OK"), "output:\n\(result.output)")
         #expect(result.output.contains("HOST-PING-OK"), "output:\n\(result.output)")
+        // 16 MiB of random bytes served by the guest over TCP arrive intact: the host's checksum is the guest's.
+        let lines = result.output.split(separator: "\n")
+        let hostSum = lines.first { $0.hasPrefix("host-md5 ") }?.dropFirst("host-md5 ".count).prefix(32)
+        let guestSum = lines.first { $0.hasSuffix("  /srv/blob") }?.prefix(32)
+        #expect(hostSum != nil && hostSum == guestSum, "output:\n\(result.output)")
         #expect(result.output.contains("swiftlet: the guest powered off"))
     }
 }
