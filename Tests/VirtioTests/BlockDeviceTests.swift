@@ -12,27 +12,7 @@ struct BlockDeviceTests {
     func activate(
         _ device: BlockDevice, features: UInt64? = nil
     ) throws -> (TestDriver, RecordingInterrupt, VirtioDeviceState) {
-        let driver = try TestDriver(size: 16)
-        var state = VirtioDeviceState(deviceFeatures: device.deviceFeatures, queueMaximumSizes: device.queueMaximumSizes)
-        let accepted = features ?? state.offeredFeatures
-        _ = state.writeStatus(DeviceStatus([.acknowledge, .driver]).rawValue)
-        state.driverFeatureSelect = 0
-        state.writeDriverFeatureWindow(UInt32(truncatingIfNeeded: accepted))
-        state.driverFeatureSelect = 1
-        state.writeDriverFeatureWindow(UInt32(truncatingIfNeeded: accepted >> 32))
-        #expect(state.writeStatus(DeviceStatus([.acknowledge, .driver, .featuresOK]).rawValue) == .featuresAccepted)
-        state.queueSelect = 0
-        state.writeQueueRegister(.size, 16)
-        state.writeQueueRegister(.descriptorLow, UInt32(TestDriver.descriptorTableAddress.rawValue))
-        state.writeQueueRegister(.availableLow, UInt32(TestDriver.availableRingAddress.rawValue))
-        state.writeQueueRegister(.usedLow, UInt32(TestDriver.usedRingAddress.rawValue))
-        state.writeQueueRegister(.ready, 1)
-        #expect(state.writeStatus(DeviceStatus([.acknowledge, .driver, .featuresOK, .driverOK]).rawValue) == .activate)
-        let interrupt = RecordingInterrupt()
-        try device.activate(VirtioActivation(
-            queues: try state.makeQueues(memory: driver.memory), memory: driver.memory,
-            features: state.negotiatedFeatures, interrupt: interrupt))
-        return (driver, interrupt, state)
+        try TestDriver.activate(device, features: features)
     }
 
     /// The three-part request Linux sends: header, data buffers, status byte.

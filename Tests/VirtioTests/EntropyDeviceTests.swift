@@ -26,31 +26,7 @@ struct EntropyDeviceTests {
     func activate(
         _ device: EntropyDevice, features: UInt64 = VirtioFeature.version1 | VirtioFeature.ringEventIndex
     ) throws -> (TestDriver, RecordingInterrupt) {
-        let driver = try TestDriver(size: 16)
-        var state = VirtioDeviceState(deviceFeatures: device.deviceFeatures, queueMaximumSizes: device.queueMaximumSizes)
-        #expect(device.deviceType.rawValue == 4)
-        #expect(state.queues.count == 1)
-
-        _ = state.writeStatus(DeviceStatus.acknowledge.rawValue)
-        _ = state.writeStatus(DeviceStatus([.acknowledge, .driver]).rawValue)
-        state.driverFeatureSelect = 0
-        state.writeDriverFeatureWindow(UInt32(truncatingIfNeeded: features))
-        state.driverFeatureSelect = 1
-        state.writeDriverFeatureWindow(UInt32(truncatingIfNeeded: features >> 32))
-        #expect(state.writeStatus(DeviceStatus([.acknowledge, .driver, .featuresOK]).rawValue) == .featuresAccepted)
-
-        state.queueSelect = 0
-        state.writeQueueRegister(.size, 16)
-        state.writeQueueRegister(.descriptorLow, UInt32(TestDriver.descriptorTableAddress.rawValue))
-        state.writeQueueRegister(.availableLow, UInt32(TestDriver.availableRingAddress.rawValue))
-        state.writeQueueRegister(.usedLow, UInt32(TestDriver.usedRingAddress.rawValue))
-        state.writeQueueRegister(.ready, 1)
-        #expect(state.writeStatus(DeviceStatus([.acknowledge, .driver, .featuresOK, .driverOK]).rawValue) == .activate)
-
-        let interrupt = RecordingInterrupt()
-        try device.activate(VirtioActivation(
-            queues: try state.makeQueues(memory: driver.memory), memory: driver.memory,
-            features: state.negotiatedFeatures, interrupt: interrupt))
+        let (driver, interrupt, _) = try TestDriver.activate(device, features: features)
         return (driver, interrupt)
     }
 

@@ -46,7 +46,7 @@ enum Platform {
             try ports.register(CMOSRTC(), base: CMOSRTC.basePort, length: CMOSRTC.portCount, name: "CMOS RTC")
             try ports.register(SystemControlPortA(onReset: { stop.request(.reset) }), base: 0x92, length: 1, name: "system control port A")
             try QuietPorts.register(on: &ports)
-            try ACPIPowerDevice.register(on: &ports, registers: ACPIConfiguration(vcpuCount: 1).powerRegisters,
+            try ACPIPowerDevice.register(on: &ports, registers: ACPIPowerRegisters(),
                                          onPowerOff: { stop.request(.poweredOff) }, onReset: { stop.request(.reset) })
             let virtioPlatform = VirtioPlatform(vm: vm, logger: logger)
             let pci = try PCIPlatform.attach(ports: &ports, mmio: &mmio, onBARChange: { virtioPlatform.barChanged($0) })

@@ -27,8 +27,6 @@ final class DeviceEventLoop: @unchecked Sendable {
 
     init() throws(KVMError) { wakeup = try EventFD() }
 
-    var isEmpty: Bool { sources.isEmpty }
-
     /// Calls `handler` on the loop's thread each time `fd` is signalled (several signals may merge into one call).
     func add(_ fd: EventFD, handler: @escaping @Sendable () -> Void) {
         add(fd: fd.fd.rawValue, events: Int16(POLLIN)) { _ in

@@ -37,8 +37,6 @@ public final class Machine: Sendable {
     /// MMIO hole where no RAM or device is.
     static let identityMapAddress = GuestAddress(0xFEFF_C000)
     static let tssAddress = GuestAddress(0xFEFF_D000)
-    /// ISA IRQ of COM1.
-    static let serialIRQ: UInt32 = 4
 
     public init(configuration: MachineConfiguration, timeline: BootTimeline = BootTimeline(), logger: Logger = Logger(label: "swiftlet"),
                 consoleOutput: Int32 = STDOUT_FILENO) throws(MachineError) {

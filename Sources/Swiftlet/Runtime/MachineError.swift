@@ -10,7 +10,6 @@ public enum MachineError: Error, CustomStringConvertible {
     case boot(BootError)
     case device(String)
     case threadCreationFailed(name: String, errno: Int32)
-    case hostCallFailed(name: String, errno: Int32)
 
     public var description: String {
         switch self {
@@ -20,7 +19,6 @@ public enum MachineError: Error, CustomStringConvertible {
         case let .boot(error): return "cannot load the kernel: \(error)"
         case let .device(detail): return "device setup failed: \(detail)"
         case let .threadCreationFailed(name, errno): return "cannot start thread \(name): errno \(errno)"
-        case let .hostCallFailed(name, errno): return "\(name) failed: errno \(errno)"
         }
     }
 }

@@ -1,5 +1,6 @@
 import GuestMemory
 import Synchronization
+import Testing
 
 @testable import Virtio
 
@@ -205,4 +206,35 @@ final class RecordingInterrupt: VirtioInterrupt {
     func signalUsedBuffers(queue: Int) { log.withLock { $0.used.append(queue) } }
     func signalConfigurationChange() { log.withLock { $0.configurationChanges += 1 } }
     func deviceNeedsReset(_ error: VirtioError) { log.withLock { $0.resets.append(error) } }
+}
+
+extension TestDriver {
+    /// Brings `device` up the way Linux's driver does: ACKNOWLEDGE, DRIVER, accept `features` (all offered when
+    /// nil), FEATURES_OK, queue 0 of 16 at the driver's ring addresses, DRIVER_OK, activation.
+    static func activate(
+        _ device: any VirtioDevice, features: UInt64? = nil
+    ) throws -> (TestDriver, RecordingInterrupt, VirtioDeviceState) {
+        let driver = try TestDriver(size: 16)
+        var state = VirtioDeviceState(deviceFeatures: device.deviceFeatures, queueMaximumSizes: device.queueMaximumSizes)
+        let accepted = features ?? state.offeredFeatures
+        _ = state.writeStatus(DeviceStatus.acknowledge.rawValue)
+        _ = state.writeStatus(DeviceStatus([.acknowledge, .driver]).rawValue)
+        state.driverFeatureSelect = 0
+        state.writeDriverFeatureWindow(UInt32(truncatingIfNeeded: accepted))
+        state.driverFeatureSelect = 1
+        state.writeDriverFeatureWindow(UInt32(truncatingIfNeeded: accepted >> 32))
+        #expect(state.writeStatus(DeviceStatus([.acknowledge, .driver, .featuresOK]).rawValue) == .featuresAccepted)
+        state.queueSelect = 0
+        state.writeQueueRegister(.size, 16)
+        state.writeQueueRegister(.descriptorLow, UInt32(TestDriver.descriptorTableAddress.rawValue))
+        state.writeQueueRegister(.availableLow, UInt32(TestDriver.availableRingAddress.rawValue))
+        state.writeQueueRegister(.usedLow, UInt32(TestDriver.usedRingAddress.rawValue))
+        state.writeQueueRegister(.ready, 1)
+        #expect(state.writeStatus(DeviceStatus([.acknowledge, .driver, .featuresOK, .driverOK]).rawValue) == .activate)
+        let interrupt = RecordingInterrupt()
+        try device.activate(VirtioActivation(
+            queues: try state.makeQueues(memory: driver.memory), memory: driver.memory,
+            features: state.negotiatedFeatures, interrupt: interrupt))
+        return (driver, interrupt, state)
+    }
 }
