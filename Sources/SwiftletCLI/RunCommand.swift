@@ -108,7 +108,10 @@ struct RunCommand: ParsableCommand {
             } else {
                 logger.error("\(reason)")
             }
-            throw ExitCode(reason.exitCode)
+            // Exit now, as Firecracker does: every thread is joined and the terminal restored, and the kernel
+            // releases the VM, its memory and the disk images with the process; tearing the machine down object
+            // by object first only delays the exit status.
+            Glibc.exit(reason.exitCode)
         } catch let error as MachineError {
             logger.error("\(error)")
             throw ExitCode.failure
