@@ -202,7 +202,7 @@ enum TestHost {
 
     /// Runs `scripts/testhost ARGS`, feeding `input` (after `inputAfter` appeared, if given); returns the exit
     /// status and stdout+stderr together, carriage returns removed.
-    static func run(_ arguments: [String], input: String = "", inputAfter: String? = nil, timeout: Int = 900) throws -> Result {
+    static func run(_ arguments: [String], input: String = "", inputAfter: String? = nil, timeout: Int = 300) throws -> Result {
         let process = Process()
         process.executableURL = root.appendingPathComponent("scripts/testhost")
         var options = ["--timeout", "\(timeout)"]
