@@ -43,10 +43,11 @@ final class VsockHostBridge: Sendable {
         }
         let fd = path.withCString { chost_unix_listen($0, Self.listenBacklog) }
         guard fd >= 0 else { throw .configuration(.invalidVsock(path, reason: "cannot listen: \(Errno(rawValue: errno))")) }
-        guard fstat(fd, &info) == 0 else {
+        // The file bind(2) just made (fstat on the socket would describe the socket, not the file).
+        guard lstat(path, &info) == 0 else {
             let error = Errno(rawValue: errno)
             _ = close(fd)
-            throw .configuration(.invalidVsock(path, reason: "fstat: \(error)"))
+            throw .configuration(.invalidVsock(path, reason: "the socket file vanished: \(error)"))
         }
         listener = fd
         socketInode = UInt(info.st_ino)
