@@ -308,6 +308,7 @@ public final class VsockDevice: VirtioDevice {
                     running.receiveStarved = true
                     break
                 }
+                running.receiveStarved = false
                 guard let packet = state.muxer.nextPacketForGuest(bufferSize: Int(min(chain.writableBytes, 1 << 20))) else {
                     running.heldReceiveChain = chain
                     break
