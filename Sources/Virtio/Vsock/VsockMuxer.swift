@@ -11,7 +11,8 @@
 ///
 /// `service()` reads CONNECT lines and flushes guest data to the host streams; `nextPacketForGuest` reads
 /// host data within the guest's credit. Connections are visited in table order, not round-robin (a fairness
-/// refinement left for later), and a guest that never answers our SHUTDOWN is not timed out here.
+/// refinement left for later), and a guest that never answers our REQUEST or SHUTDOWN is not timed out here
+/// (`VsockDevice` does that, with `connectionStates` and `reset(_:)`).
 public struct VsockMuxer {
     /// A connection's identity on this device: the host-side port and the guest port.
     public struct Key: Hashable, Sendable {
