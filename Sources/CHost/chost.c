@@ -7,6 +7,8 @@
 #include <net/if.h>
 #include <linux/if_tun.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include "chost.h"
 
 int chost_set_thread_name(pthread_t thread, const char *name) { return pthread_setname_np(thread, name); }
@@ -35,3 +37,48 @@ fail:;
     errno = saved;
     return -1;
 }
+
+int chost_unix_path_maximum(void) { return (int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1; }
+
+/* Fills `address` for `path`; -1 with ENAMETOOLONG when it does not fit (sun_path is not NUL-terminated
+   otherwise, and a silently truncated path would name another socket). */
+static int unix_address(const char *path, struct sockaddr_un *address) {
+    size_t length = strlen(path);
+    if (length == 0 || length > (size_t)chost_unix_path_maximum()) {
+        errno = length == 0 ? ENOENT : ENAMETOOLONG;
+        return -1;
+    }
+    memset(address, 0, sizeof *address);
+    address->sun_family = AF_UNIX;
+    memcpy(address->sun_path, path, length);
+    return 0;
+}
+
+static int fail_closing(int fd) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+int chost_unix_listen(const char *path, int backlog) {
+    struct sockaddr_un address;
+    if (unix_address(path, &address) < 0) return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0) return fail_closing(fd);
+    if (listen(fd, backlog) < 0) return fail_closing(fd);
+    return fd;
+}
+
+int chost_unix_connect(const char *path) {
+    struct sockaddr_un address;
+    if (unix_address(path, &address) < 0) return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    /* Non-blocking AF_UNIX connect never waits (so never sees EINTR): it is done or refused. */
+    if (connect(fd, (struct sockaddr *)&address, sizeof address) < 0) return fail_closing(fd);
+    return fd;
+}
+
+int chost_accept_nonblocking(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }

@@ -46,6 +46,10 @@ struct RunCommand: ParsableCommand {
                                valueName: "tap=name[,mac=m][,ip=addr/prefix][,gateway=addr]"))
     var net: [String] = []
 
+    @Option(help: ArgumentHelp("Attach a virtio-vsock device with guest CID N; host programs reach it through the Unix socket PATH (CONNECT <port>), guest connections to host port P reach PATH_P.",
+                               valueName: "cid=N,socket=PATH"))
+    var vsock: String?
+
     @Option(help: ArgumentHelp("Console device for this terminal: serial (ttyS0) or virtio (hvc0).", valueName: "device"))
     var console: String = MachineConfiguration.Console.serial.rawValue
 
@@ -129,9 +133,10 @@ struct RunCommand: ParsableCommand {
         for spec in disk { disks.append(try DiskConfiguration(parsing: spec)) }
         var networks: [NetworkConfiguration] = []
         for (index, spec) in net.enumerated() { networks.append(try NetworkConfiguration(parsing: spec, index: index)) }
+        let vsockDevice = try vsock.map { spec throws(ConfigurationError) in try VsockConfiguration(parsing: spec) }
         if let raw {
             return MachineConfiguration(payload: .rawImage(RawImagePayload(path: raw, mode: RawImagePayload.Mode(rawValue: rawMode)!)),
-                                        vcpuCount: cpus, memory: size, disks: disks, networks: networks)
+                                        vcpuCount: cpus, memory: size, disks: disks, networks: networks, vsock: vsockDevice)
         }
         var kernelPath = kernel
         var initrdPath = initrd
@@ -145,7 +150,7 @@ struct RunCommand: ParsableCommand {
                                                                                      : LinuxPayload.defaultCommandLine),
                                    entryPoint: LinuxPayload.EntryPoint(rawValue: entry)!, unpackKernelInHost: !noUnpack)
         return MachineConfiguration(payload: .linux(payload), vcpuCount: cpus, memory: size, disks: disks, networks: networks,
-                                    console: consoleDevice)
+                                    console: consoleDevice, vsock: vsockDevice)
     }
 }
 

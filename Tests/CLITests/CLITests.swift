@@ -19,6 +19,9 @@ struct CLITests {
             (["run", "--kernel", "/nonexistent/vmlinuz"], "cannot read kernel /nonexistent/vmlinuz"),
             (["run", "--kernel", "/etc/hostname"], "/etc/hostname is not a bootable kernel"),
             (["run", "--kernel", "/etc"], "not a regular file"),
+            (["run", "--vsock", "cid=2,socket=/tmp/swiftlet-cli.vsock"], "the guest CID must be at least 3"),
+            (["run", "--vsock", "cid=3"], "no host socket: add socket=PATH"),
+            (["run", "--kernel", "/etc/hostname", "--vsock", "cid=3,socket=/etc/hostname"], "the path exists and is not a socket"),
           ])
     func rejectsInvalidValues(arguments: [String], message: String) throws {
         let result = try Swiftlet.run(arguments)

@@ -29,6 +29,54 @@ struct DeviceEventLoopTests {
         #expect(wait { read.withLock { $0 } == 1 }, "resumed: the pending signal is seen")
     }
 
+    @Test("a group's fds come and go while the loop runs; its deadline calls it with nothing ready")
+    func groupsChangeTheirFdsAndHaveDeadlines() throws {
+        let loop = try DeviceEventLoop()
+        let first = try EventFD(), second = try EventFD()
+        let polled = Mutex<[Int32]>([]), deadline = Mutex<ContinuousClock.Instant?>(nil)
+        let calls = Mutex<[[Int32]]>([])
+        loop.addGroup(interest: {
+            DeviceEventLoop.Interest(descriptors: polled.withLock { $0 }.map { .init(fd: $0, events: Int16(POLLIN)) },
+                                     deadline: deadline.withLock { $0 })
+        }, handler: { ready in
+            for descriptor in ready where descriptor.fd == first.fd.rawValue { _ = first.consume() }
+            for descriptor in ready where descriptor.fd == second.fd.rawValue { _ = second.consume() }
+            calls.withLock { $0.append(ready.map(\.fd)) }
+            // A handler on the loop's thread changes what is polled; the next round asks again by itself.
+            if ready.isEmpty { deadline.withLock { $0 = nil } }
+        })
+        try loop.start()
+        defer { loop.stop() }
+
+        first.signal()
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(calls.withLock { $0 }.isEmpty, "not in the group yet")
+
+        polled.withLock { $0 = [first.fd.rawValue] }
+        loop.reconsider()
+        #expect(wait { calls.withLock { $0 } == [[first.fd.rawValue]] })
+
+        // Switch to the other fd and let the loop start a round with it before signalling both.
+        polled.withLock { $0 = [second.fd.rawValue] }
+        loop.reconsider()
+        Thread.sleep(forTimeInterval: 0.1)
+        calls.withLock { $0 = [] }
+        first.signal()
+        second.signal()
+        #expect(wait { calls.withLock { $0 } == [[second.fd.rawValue]] })
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(calls.withLock { $0 } == [[second.fd.rawValue]], "the fd that left the group is not polled")
+
+        calls.withLock { $0 = [] }
+        let started = ContinuousClock.now
+        deadline.withLock { $0 = .now + .milliseconds(100) }
+        loop.reconsider()
+        #expect(wait { calls.withLock { $0 } == [[]] }, "called for the deadline with nothing ready")
+        #expect(ContinuousClock.now - started >= .milliseconds(100))
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(calls.withLock { $0 } == [[]], "no deadline left: no more calls")
+    }
+
     private func wait(_ condition: () -> Bool) -> Bool {
         for _ in 0..<200 where !condition() { Thread.sleep(forTimeInterval: 0.01) }
         return condition()

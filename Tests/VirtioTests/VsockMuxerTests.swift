@@ -7,7 +7,8 @@ import Testing
 @Suite("virtio-vsock muxer")
 struct VsockMuxerTests {
     /// A host Unix stream: `incoming` is what the host program has written, `written` what it has received.
-    final class FakeStream: VsockHostStream {
+    /// @unchecked Sendable: a test drives it from one thread.
+    final class FakeStream: VsockHostStream, @unchecked Sendable {
         var incoming: [UInt8]
         var endOfFile = false
         var written: [UInt8] = []
@@ -15,6 +16,9 @@ struct VsockMuxerTests {
         var writeLimit: Int?
         var closed = false
         var writeShut = false
+        /// What `pollDescriptor` reports (nil: a stream the caller services directly).
+        var descriptor: Int32?
+        var pollDescriptor: Int32? { closed ? nil : descriptor }
 
         init(_ text: String = "") { incoming = Array(text.utf8) }
 
@@ -171,7 +175,10 @@ struct VsockMuxerTests {
         _ = try next(&muxer)  // RESPONSE
         let (_, first) = try #require(try next(&muxer))
         #expect(first == Array("0123".utf8))
-        #expect(try next(&muxer) == nil)  // out of credit, the rest stays in the socket
+        // Out of credit: one CREDIT_REQUEST, then nothing; the rest stays in the socket.
+        let (request, _) = try #require(try next(&muxer))
+        #expect(request.operation == .creditRequest)
+        #expect(try next(&muxer) == nil)
         #expect(listener.incoming == Array("456789".utf8))
 
         muxer.receiveFromGuest(guestPacket(.creditUpdate, from: 5, to: 7, bufAlloc: 4, fwdCnt: 4))

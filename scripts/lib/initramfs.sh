@@ -60,12 +60,31 @@ install_init() {
     install -m 0755 "$SWIFTLET_INITS/$2" "$1/init"
 }
 
-# The default guest: busybox, the virtio/vsock modules, an /init that loads them and starts a shell.
+# The test tools in scripts/tools/*.c (vsock-echo: busybox has no AF_VSOCK tool), linked statically because the
+# initramfs has no C library. They stay in guest/tools/ too: the end-to-end tests run the host side of
+# vsock-echo in the test host from there. Rebuilt when the source is newer.
+build_guest_tools() {
+    local out="$SWIFTLET_CACHE/guest/tools" source name
+    command -v gcc >/dev/null 2>&1 || die "gcc not found: run scripts/setup (it installs gcc and libc6-dev)"
+    mkdir -p "$out"
+    for source in "$SWIFTLET_SCRIPTS"/tools/*.c; do
+        name="$(basename "$source" .c)"
+        if [ ! -x "$out/$name" ] || [ "$source" -nt "$out/$name" ]; then
+            gcc -static -O2 -Wall -Wextra -o "$out/$name.$$" "$source" || die "cannot compile $source"
+            mv "$out/$name.$$" "$out/$name"
+        fi
+    done
+}
+
+# The default guest: busybox, the virtio/vsock modules, the test tools in /usr/bin, an /init that loads the
+# modules and starts a shell.
 build_guest_initramfs() {
     local gdir="$SWIFTLET_CACHE/guest" root
     root="$(mktemp -d "$SWIFTLET_CACHE/guest/.root.XXXXXX")"
     initramfs_skeleton "$root"
     initramfs_modules "$root" "$gdir"
+    build_guest_tools
+    cp "$gdir"/tools/* "$root/usr/bin/"
     install_init "$root" guest-init
     write_cpio "$root" "$gdir/initramfs.cpio"
     rm -rf "$root"

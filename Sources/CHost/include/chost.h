@@ -20,4 +20,21 @@ int chost_fallocate(int fd, int mode, int64_t offset, int64_t length);
 /// 0 open /dev/net/tun, 1 TUNSETIFF, 2 TUNSETVNETHDRSZ, 3 TUNSETOFFLOAD.
 int chost_open_tap(const char *name, unsigned int offloads, int *step);
 
+/// The longest Unix socket path that fits sockaddr_un.sun_path with its terminating NUL (107 on Linux).
+int chost_unix_path_maximum(void);
+
+/// A non-blocking, close-on-exec Unix stream socket listening at `path` (which must not exist) with `backlog`.
+/// Returns the fd, or -1 with errno set (ENAMETOOLONG for a path longer than chost_unix_path_maximum()).
+int chost_unix_listen(const char *path, int backlog);
+
+/// A non-blocking, close-on-exec Unix stream socket connected to the listener at `path`. A Unix connect
+/// completes at once or fails (ECONNREFUSED, ENOENT; EAGAIN when the listener's backlog is full). Returns the fd,
+/// or -1 with errno set.
+int chost_unix_connect(const char *path);
+
+/// accept4(2) (a GNU extension glibc declares only under _GNU_SOURCE) of one pending connection on the
+/// listening socket `fd`, made non-blocking and close-on-exec. Returns the fd, or -1 with errno set (EAGAIN
+/// when none is waiting).
+int chost_accept_nonblocking(int fd);
+
 #endif

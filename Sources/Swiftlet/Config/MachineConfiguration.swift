@@ -19,6 +19,8 @@ public struct MachineConfiguration: Sendable, Equatable {
     public var networks: [NetworkConfiguration]
     /// Which device carries the host terminal: the 16550A on COM1 (ttyS0), or a virtio-console (hvc0).
     public var console: Console
+    /// A virtio-vsock device bridged to host Unix sockets, if any.
+    public var vsock: VsockConfiguration?
 
     public enum Console: String, Sendable, CaseIterable {
         case serial
@@ -26,8 +28,10 @@ public struct MachineConfiguration: Sendable, Equatable {
     }
 
     public init(payload: Payload, vcpuCount: Int = 1, memory: MemorySize = MachineConfiguration.defaultMemory,
-                disks: [DiskConfiguration] = [], networks: [NetworkConfiguration] = [], console: Console = .serial) {
+                disks: [DiskConfiguration] = [], networks: [NetworkConfiguration] = [], console: Console = .serial,
+                vsock: VsockConfiguration? = nil) {
         self.networks = networks
+        self.vsock = vsock
         self.payload = payload
         self.vcpuCount = vcpuCount
         self.memory = memory
@@ -66,6 +70,10 @@ public struct MachineConfiguration: Sendable, Equatable {
         }
         if console == .virtio, case .rawImage = payload {
             throw .invalidCommandLine("--console virtio needs a Linux guest")
+        }
+        if let vsock {
+            if case .rawImage = payload { throw .invalidVsock("--vsock", reason: "a vsock device needs a Linux guest") }
+            try vsock.validate()
         }
         guard memory.bytes % 4096 == 0 else { throw .invalidMemory(memory, reason: "memory size must be a multiple of 4 KiB") }
         guard memory.bytes <= 1 << 40 else { throw .invalidMemory(memory, reason: "at most 1 TiB is supported") }
@@ -166,6 +174,7 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case notAKernel(path: String, reason: String)
     case invalidDisk(String, reason: String)
     case invalidNetwork(String, reason: String)
+    case invalidVsock(String, reason: String)
     case defaultGuestMissing(directory: String)
 
     public var description: String {
@@ -177,6 +186,7 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
         case let .notAKernel(path, reason): return "\(path) is not a bootable kernel: \(reason)"
         case let .invalidDisk(spec, reason): return "invalid disk \(spec): \(reason)"
         case let .invalidNetwork(spec, reason): return "invalid network \(spec): \(reason)"
+        case let .invalidVsock(spec, reason): return "invalid vsock \(spec): \(reason)"
         case let .defaultGuestMissing(directory):
             return "no --kernel given and the default guest is not prepared (\(directory) is missing). Run `scripts/setup` first, or pass --kernel PATH [--initrd PATH]"
         }

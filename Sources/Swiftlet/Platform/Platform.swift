@@ -29,10 +29,10 @@ enum Platform {
     }
 
     /// Builds the platform's devices. With `virtio` (Linux guests: it needs the in-kernel irqchip for MSI
-    /// routing and irqfds), also a virtio-rng and the disks as virtio-pci functions.
+    /// routing and irqfds), also the virtio devices as virtio-pci functions (`VirtioPlatform`).
     static func build(vm: VirtualMachine, consoleOutput: Int32, timeline: BootTimeline, stop: StopController,
                       virtio: (memory: GuestMemory, disks: [DiskConfiguration], networks: [NetworkConfiguration], console: Bool,
-                               eventLoop: DeviceEventLoop)?,
+                               vsock: VsockConfiguration?, eventLoop: DeviceEventLoop)?,
                       logger: Logger) throws(MachineError) -> Attached {
         var ports = PortIOBus()
         var mmio = MMIOBus()
@@ -59,8 +59,8 @@ enum Platform {
                         for byte in bytes { output.write(byte) }
                     })
                 }
-                try virtioPlatform.attach(disks: virtio.disks, networks: virtio.networks, console: virtioConsole, to: pci, memory: virtio.memory,
-                                          router: KVMMSIRouter(vm: vm), eventLoop: virtio.eventLoop)
+                try virtioPlatform.attach(disks: virtio.disks, networks: virtio.networks, console: virtioConsole, vsock: virtio.vsock,
+                                          to: pci, memory: virtio.memory, router: KVMMSIRouter(vm: vm), eventLoop: virtio.eventLoop)
             }
             return Attached(serial: serial, virtioConsole: virtioConsole, portBus: ports, mmioBus: mmio, pci: pci)
         } catch let error as MachineError {

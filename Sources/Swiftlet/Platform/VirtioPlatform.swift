@@ -6,9 +6,9 @@ import Synchronization
 import Virtio
 import VirtioPCI
 
-/// Virtio devices as PCI functions on bus 0: one virtio-rng, the virtio-console if asked for, the network
-/// interfaces, then the disks in order (so the guest names them
-/// vda, vdb, ... in `--disk` order).
+/// Virtio devices as PCI functions on bus 0: one virtio-rng, the virtio-console and the virtio-vsock if asked
+/// for, the network interfaces, then the disks in order (so the guest names them vda, vdb, ... in `--disk`
+/// order).
 ///
 /// Each transport gets MSI-X vectors routed to KVM GSIs with irqfds (`KVMMSIRouter`), an INTx fallback line, its
 /// BAR placed in the 32-bit window, and one ioeventfd per queue on its notify register: a guest's kick is then
@@ -33,10 +33,15 @@ final class VirtioPlatform: Sendable {
     }
 
     /// Creates and attaches the devices. `root` must have been built with `barChanged` as its BAR callback.
-    func attach(disks: [DiskConfiguration], networks: [NetworkConfiguration], console: ConsoleDevice?, to root: PCIRoot,
-                memory: GuestMemory, router: KVMMSIRouter, eventLoop: DeviceEventLoop) throws(MachineError) {
+    func attach(disks: [DiskConfiguration], networks: [NetworkConfiguration], console: ConsoleDevice?, vsock: VsockConfiguration?,
+                to root: PCIRoot, memory: GuestMemory, router: KVMMSIRouter, eventLoop: DeviceEventLoop) throws(MachineError) {
         var devices: [any VirtioDevice] = [EntropyDevice(logger: Logger(label: "swiftlet.virtio.rng"))]
         if let console { devices.append(console) }
+        if let vsock {
+            let bridge = try VsockHostBridge(configuration: vsock, logger: Logger(label: "swiftlet.virtio-vsock"))
+            bridge.attach(to: eventLoop)
+            devices.append(bridge.device)
+        }
         for network in networks {
             switch network.backend {
             case let .tap(name):

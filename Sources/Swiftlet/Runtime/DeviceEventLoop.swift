@@ -5,24 +5,57 @@ import Glibc
 #endif
 
 /// The thread device work runs on, off the vCPU threads: it waits on file descriptors — eventfds that KVM
-/// signals through ioeventfds when a guest kicks a queue, and backend fds such as a TAP — and calls each one's
-/// handler.
+/// signals through ioeventfds when a guest kicks a queue, and backend fds such as a TAP or vsock's Unix
+/// sockets — and calls each one's handler.
 ///
-/// Sources are added before `start()`. A source can be paused and resumed from any thread (e.g. a network
-/// device stops reading its TAP while the guest has no receive buffers, instead of spinning); a change wakes
-/// the loop so it takes effect at once.
+/// Two kinds of source, both added before `start()`:
+/// - a fixed fd (`add`), which can be paused and resumed from any thread (e.g. a network device stops reading
+///   its TAP while the guest has no receive buffers, instead of spinning);
+/// - a group (`addGroup`), whose fds come and go while the loop runs (vsock's host connections): the loop asks
+///   it at the top of every round which fds to poll for what, and by when it wants to be called anyway (a
+///   timeout), then hands it the ready ones.
+/// A change made on another thread takes effect once that thread calls `reconsider()`; handlers running on the
+/// loop's own thread need not, since every round starts by asking again.
 final class DeviceEventLoop: @unchecked Sendable {
-    // SAFETY of @unchecked Sendable: `sources` and `thread` are only mutated before start() / in stop(), on the
-    // thread that owns the machine; the loop thread only reads `sources`.
+    // SAFETY of @unchecked Sendable: `sources`, `groups` and `thread` are only mutated before start() / in
+    // stop(), on the thread that owns the machine; the loop thread only reads `sources` and `groups`.
     private struct Source {
         let fd: Int32
         let events: Int16
         let handler: @Sendable (_ revents: Int16) -> Void
         let isPaused: (@Sendable () -> Bool)?
     }
+
+    /// One fd a group wants polled this round; after the poll, `revents` says what it is ready for.
+    struct PolledDescriptor: Sendable, Equatable {
+        var fd: Int32
+        var events: Int16
+        var revents: Int16 = 0
+    }
+
+    /// What a group wants this round: its fds, and a time by which it wants its handler called even if none is
+    /// ready (nil: no timeout).
+    struct Interest: Sendable {
+        var descriptors: [PolledDescriptor]
+        var deadline: ContinuousClock.Instant?
+
+        init(descriptors: [PolledDescriptor] = [], deadline: ContinuousClock.Instant? = nil) {
+            self.descriptors = descriptors
+            self.deadline = deadline
+        }
+    }
+
+    private struct Group {
+        let interest: @Sendable () -> Interest
+        let handler: @Sendable (_ ready: [PolledDescriptor]) -> Void
+    }
+
     private var sources: [Source] = []
+    private var groups: [Group] = []
     private let wakeup: EventFD
     private let stopping = Atomic<Bool>(false)
+    /// The loop thread's pthread_t once it runs (0 before), so `reconsider()` can tell its own calls apart.
+    private let loopThread = Atomic<UInt>(0)
     private var thread: HostThread?
 
     init() throws(KVMError) { wakeup = try EventFD() }
@@ -41,11 +74,24 @@ final class DeviceEventLoop: @unchecked Sendable {
         sources.append(Source(fd: fd, events: events, handler: handler, isPaused: isPaused))
     }
 
-    /// Makes the loop re-read the sources' paused state (call after changing one).
-    func reconsider() { wakeup.signal() }
+    /// Adds a group of fds that changes while the loop runs. Each round `interest()` says what to poll; `handler`
+    /// gets the descriptors that were ready, or an empty list when only the deadline passed. Both run on the
+    /// loop's thread, so the group needs no lock against itself; the fds it names must stay open until the
+    /// handler has run (a group closes its own fds from its handler, or marks them for closing there).
+    func addGroup(interest: @escaping @Sendable () -> Interest, handler: @escaping @Sendable (_ ready: [PolledDescriptor]) -> Void) {
+        precondition(thread == nil, "groups are added before the loop starts")
+        groups.append(Group(interest: interest, handler: handler))
+    }
+
+    /// Makes the loop re-read the sources' paused state and the groups' interest (call after changing one from
+    /// another thread; on the loop's own thread it is a no-op, as the next round asks anyway).
+    func reconsider() {
+        if loopThread.load(ordering: .relaxed) == pthread_self() { return }
+        wakeup.signal()
+    }
 
     func start() throws(MachineError) {
-        guard !sources.isEmpty else { return }
+        guard !sources.isEmpty || !groups.isEmpty else { return }
         thread = try HostThread(name: "devices") { [self] in self.run() }
     }
 
@@ -58,15 +104,33 @@ final class DeviceEventLoop: @unchecked Sendable {
     }
 
     private func run() {
-        var fds = [pollfd](repeating: pollfd(), count: sources.count + 1)
+        loopThread.store(pthread_self(), ordering: .relaxed)
+        var fds: [pollfd] = []
+        var groupRanges: [Range<Int>] = []
+        var groupDeadlines: [ContinuousClock.Instant?] = []
         while true {
-            fds[0] = pollfd(fd: wakeup.fd.rawValue, events: Int16(POLLIN), revents: 0)
-            for (index, source) in sources.enumerated() {
+            fds.removeAll(keepingCapacity: true)
+            fds.append(pollfd(fd: wakeup.fd.rawValue, events: Int16(POLLIN), revents: 0))
+            for source in sources {
                 let paused = source.isPaused?() ?? false
                 // A negative fd is skipped by poll(2): that is how a paused source sits out a round.
-                fds[index + 1] = pollfd(fd: paused ? -1 : source.fd, events: source.events, revents: 0)
+                fds.append(pollfd(fd: paused ? -1 : source.fd, events: source.events, revents: 0))
             }
-            let ready = poll(&fds, nfds_t(fds.count), -1)
+            groupRanges.removeAll(keepingCapacity: true)
+            groupDeadlines.removeAll(keepingCapacity: true)
+            var earliest: ContinuousClock.Instant?
+            for group in groups {
+                let interest = group.interest()
+                let start = fds.count
+                for descriptor in interest.descriptors {
+                    fds.append(pollfd(fd: descriptor.fd, events: descriptor.events, revents: 0))
+                }
+                groupRanges.append(start..<fds.count)
+                groupDeadlines.append(interest.deadline)
+                if let deadline = interest.deadline { earliest = min(earliest ?? deadline, deadline) }
+            }
+
+            let ready = poll(&fds, nfds_t(fds.count), earliest.map(Self.milliseconds(until:)) ?? -1)
             if ready < 0 { if errno == EINTR { continue }; return }
             if fds[0].revents != 0 {
                 _ = wakeup.consume()
@@ -75,6 +139,24 @@ final class DeviceEventLoop: @unchecked Sendable {
             for (index, source) in sources.enumerated() where fds[index + 1].revents != 0 {
                 source.handler(fds[index + 1].revents)
             }
+            let now = ContinuousClock.now
+            for (index, group) in groups.enumerated() {
+                let readyDescriptors = fds[groupRanges[index]].filter { $0.revents != 0 }.map {
+                    PolledDescriptor(fd: $0.fd, events: $0.events, revents: $0.revents)
+                }
+                let due = groupDeadlines[index].map { $0 <= now } ?? false
+                if !readyDescriptors.isEmpty || due { group.handler(readyDescriptors) }
+            }
         }
+    }
+
+    /// poll(2)'s timeout for `deadline`: whole milliseconds, rounded up so that the loop does not wake just
+    /// before the deadline and go round again with a zero timeout.
+    private static func milliseconds(until deadline: ContinuousClock.Instant) -> Int32 {
+        let remaining = ContinuousClock.now.duration(to: deadline)
+        guard remaining > .zero else { return 0 }
+        let (seconds, attoseconds) = remaining.components
+        let milliseconds = seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
+        return Int32(clamping: milliseconds)
     }
 }

@@ -102,7 +102,8 @@ public final class Machine: Sendable {
         self.eventLoop = eventLoop
         let platform = try Platform.build(vm: vm, consoleOutput: consoleOutput, timeline: timeline, stop: stop,
                                           virtio: usesInKernelIRQChip ? (memory, configuration.disks, configuration.networks,
-                                                                         configuration.console == .virtio, eventLoop) : nil,
+                                                                         configuration.console == .virtio, configuration.vsock,
+                                                                         eventLoop) : nil,
                                           logger: logger)
         serial = platform.serial
         virtioConsole = platform.virtioConsole

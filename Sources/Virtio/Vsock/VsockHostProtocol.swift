@@ -6,8 +6,10 @@
 ///   `OK <hostport>\n` (the host-side port it picked); from then on the socket is the byte stream.
 /// - guest → host: a guest connecting to host CID 2, port P reaches the Unix listener at `PATH_P`.
 
-/// The host end of one connection: a non-blocking Unix stream socket in the VMM, a fake in tests.
-public protocol VsockHostStream: AnyObject {
+/// The host end of one connection: a non-blocking Unix stream socket in the VMM, a fake in tests. Sendable:
+/// streams are created on the event loop and may be closed by a device reset on a vCPU thread (the device's
+/// lock orders those calls).
+public protocol VsockHostStream: AnyObject, Sendable {
     /// Reads up to `maximumCount` bytes: `[]` at end of file, nil when nothing is available right now.
     func read(maximumCount: Int) throws -> [UInt8]?
     /// Writes a prefix of `bytes` and returns how many were accepted (0 when the socket would block).
@@ -17,11 +19,15 @@ public protocol VsockHostStream: AnyObject {
     func shutdownWrite()
     /// Closes the socket; later calls are ignored.
     func close()
+    /// The file descriptor an event loop polls for this stream's readiness; nil once closed, or for a stream
+    /// that has none (test fakes, which the caller services directly).
+    var pollDescriptor: Int32? { get }
 }
 
 extension VsockHostStream {
     /// Streams that cannot half-close simply stay open until the connection ends.
     public func shutdownWrite() {}
+    public var pollDescriptor: Int32? { nil }
 }
 
 /// Why a host program's first line was refused (the VMM then closes its socket).

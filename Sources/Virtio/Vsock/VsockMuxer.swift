@@ -11,7 +11,8 @@
 ///
 /// `service()` reads CONNECT lines and flushes guest data to the host streams; `nextPacketForGuest` reads
 /// host data within the guest's credit. Connections are visited in table order, not round-robin (a fairness
-/// refinement left for later), and a guest that never answers our SHUTDOWN is not timed out here.
+/// refinement left for later), and a guest that never answers our REQUEST or SHUTDOWN is not timed out here
+/// (`VsockDevice` does that, with `connectionStates` and `reset(_:)`).
 public struct VsockMuxer {
     /// A connection's identity on this device: the host-side port and the guest port.
     public struct Key: Hashable, Sendable {
@@ -54,6 +55,8 @@ public struct VsockMuxer {
     /// RSTs for packets that matched no connection.
     private var orphanResets: [VsockPacketHeader] = []
     private var ports = VsockLocalPortAllocator()
+    /// RSTs for nobody held at most while the guest posts no RX buffers.
+    public static let maximumOrphanResets = 256
 
     public init(
         guestCID: UInt64, socketPath: String,
@@ -84,15 +87,15 @@ public struct VsockMuxer {
             header = try VsockPacketHeader(parsing: packet, maximumPayload: maximumPayload)
         } catch {
             guard let reset = error.resetReply else { return .dropped }
-            orphanResets.append(reset)
-            return .refused
+            return queueOrphanReset(reset) ? .refused : .dropped
         }
         // The guest may only speak as itself, and only to the host.
         guard header.source.cid == guestCID, header.destination.cid == VsockHostProtocol.hostCID else { return .dropped }
         let payload = packet.dropFirst(VsockPacketHeader.size)
         let key = Key(hostPort: header.destination.port, guestPort: header.source.port)
 
-        if var entry = connections[key] {
+        // Taken out of the table while it changes, so that its buffers are not copied on write.
+        if var entry = connections.removeValue(forKey: key) {
             let wasConnecting = entry.connection.state == .connecting
             entry.connection.receive(header, payload: payload)
             if wasConnecting, entry.connection.state == .established, entry.awaitingOK {
@@ -101,6 +104,7 @@ public struct VsockMuxer {
             }
             connections[key] = entry
             flushToHost(key)
+            forgetFinishedConnections()
             return .delivered
         }
         if header.operation == .request {
@@ -111,8 +115,16 @@ public struct VsockMuxer {
             }
         }
         guard let reset = VsockConnection.resetReply(to: header) else { return .dropped }
+        return queueOrphanReset(reset) ? .refused : .dropped
+    }
+
+    /// Queues an RST for a packet that matched no connection, unless `maximumOrphanResets` are already waiting
+    /// for RX buffers: a guest that floods us with bad packets and never takes its answers must not make us
+    /// hold an unbounded queue (the RST is a courtesy; the guest learns the same from the next one).
+    private mutating func queueOrphanReset(_ reset: VsockPacketHeader) -> Bool {
+        guard orphanResets.count < Self.maximumOrphanResets else { return false }
         orphanResets.append(reset)
-        return .refused
+        return true
     }
 
     // MARK: Host streams
@@ -122,6 +134,35 @@ public struct VsockMuxer {
     public mutating func service() {
         serviceHandshakes()
         for key in Array(connections.keys) { flushToHost(key) }
+        forgetFinishedConnections()
+    }
+
+    /// What one host stream waits for: the event loop polls `descriptor` for reading and/or writing, and only
+    /// when the muxer can act on the answer (so a stream the guest has no credit for is not polled at all).
+    public struct HostStreamInterest: Equatable, Sendable {
+        public var descriptor: Int32
+        public var read: Bool
+        public var write: Bool
+    }
+
+    /// The streams worth polling now. `guestCanReceive` is false while the guest has no RX buffers: host
+    /// data could not go anywhere, so no stream is read. A handshaking stream is always read (its CONNECT
+    /// line); a connection is read when it may send and has credit, written when it owes the host bytes.
+    /// Streams without a descriptor (test fakes) are left out.
+    public func hostStreamInterests(guestCanReceive: Bool) -> [HostStreamInterest] {
+        var interests: [HostStreamInterest] = []
+        for pending in handshaking {
+            guard let descriptor = pending.stream.pollDescriptor else { continue }
+            interests.append(HostStreamInterest(descriptor: descriptor, read: true, write: false))
+        }
+        for entry in connections.values {
+            guard let descriptor = entry.stream.pollDescriptor, entry.connection.state != .closed else { continue }
+            let read = guestCanReceive && entry.fromHostBacklog.isEmpty && entry.connection.canSendData
+                && entry.connection.sendCredit > 0
+            let write = !entry.toHostPrefix.isEmpty || !entry.connection.pendingForHost.isEmpty
+            if read || write { interests.append(HostStreamInterest(descriptor: descriptor, read: read, write: write)) }
+        }
+        return interests
     }
 
     private mutating func serviceHandshakes() {
@@ -164,7 +205,7 @@ public struct VsockMuxer {
 
     /// Writes what the host stream is owed; a failed write resets the connection.
     private mutating func flushToHost(_ key: Key) {
-        guard var entry = connections[key] else { return }
+        guard var entry = connections.removeValue(forKey: key) else { return }
         defer { connections[key] = entry }
         do {
             if !entry.toHostPrefix.isEmpty {
@@ -195,7 +236,7 @@ public struct VsockMuxer {
         defer { forgetFinishedConnections() }
         if !orphanResets.isEmpty { return orphanResets.removeFirst().encoded }
         for key in Array(connections.keys) {
-            guard var entry = connections[key] else { continue }
+            guard var entry = connections.removeValue(forKey: key) else { continue }
             defer { connections[key] = entry }
             if let control = entry.connection.nextControlPacket() { return control.encoded }
             guard entry.connection.canSendData, entry.connection.sendCredit > 0 else { continue }
@@ -221,7 +262,11 @@ public struct VsockMuxer {
                     continue
                 }
             }
-            return entry.connection.makeDataPacket(length: data.count).encoded + data
+            let header = entry.connection.makeDataPacket(length: data.count)
+            // The guest's buffer is full as far as we know: ask it where it stands (CREDIT_REQUEST, §5.10.6.3)
+            // rather than wait for an update it may consider not yet due.
+            entry.connection.requestCreditIfNeeded()
+            return header.encoded + data
         }
         return nil
     }
