@@ -68,7 +68,9 @@ let package = Package(
                          .when(platforms: [.linux], configuration: .release)),
         ]),
         // scripts/bench's lean runner of raw guests: the library without the CLI's dependencies (docs/performance.md).
-        .executableTarget(name: "swiftlet-bench", dependencies: ["Swiftlet"]),
+        .executableTarget(name: "swiftlet-bench", dependencies: ["Swiftlet"], linkerSettings: [
+            .unsafeFlags(["-static-executable"], .when(platforms: [.linux], configuration: .release)),
+        ]),
         .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "GuestMemory"], exclude: ["Fixtures"]),
         .testTarget(name: "ACPITests", dependencies: ["ACPI", "GuestMemory"]),
