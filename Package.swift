@@ -55,13 +55,22 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
+        // Release builds of `swiftlet` are static executables: no dynamic loader, no relocation of ~15 shared
+        // libraries at every start, and only the runtime pages a VM touches count against its memory
+        // (docs/performance.md has the figures). FoundationEssentials comes in through swift-argument-parser,
+        // compiled against the shared one, so its static archive's own dependencies are named here.
         .executableTarget(name: "SwiftletCLI", dependencies: [
             "Swiftlet",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+        ], linkerSettings: [
+            .unsafeFlags(["-static-executable", "-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization"],
+                         .when(platforms: [.linux], configuration: .release)),
         ]),
         // scripts/bench's lean runner of raw guests: the library without the CLI's dependencies (docs/performance.md).
-        .executableTarget(name: "swiftlet-bench", dependencies: ["Swiftlet"]),
+        .executableTarget(name: "swiftlet-bench", dependencies: ["Swiftlet"], linkerSettings: [
+            .unsafeFlags(["-static-executable"], .when(platforms: [.linux], configuration: .release)),
+        ]),
         .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "GuestMemory"], exclude: ["Fixtures"]),
         .testTarget(name: "ACPITests", dependencies: ["ACPI", "GuestMemory"]),

@@ -74,10 +74,21 @@ public enum LZ4Legacy {
     }
 
     /// Decodes one independent LZ4 block `input[start..<end]`, appending at most `limit` bytes to `output`.
+    ///
+    /// The output grows by `limit` once and the block is decoded into that tail through spans (bounds-checked,
+    /// but with no per-byte capacity, uniqueness or reference-count work, which made byte-by-byte appends the
+    /// largest cost of starting a Linux guest), then the unused rest is cut off.
     static func decodeBlock(_ input: ArraySlice<UInt8>, from start: Int, to end: Int,
                             appendingTo output: inout [UInt8], limit: Int, base: Int) throws(BootError) {
         let blockStart = output.count       // matches may not reach before this: blocks are independent
         let outputLimit = blockStart + limit
+        output.append(contentsOf: repeatElement(0, count: limit))
+        var written = blockStart
+        defer { output.removeLast(outputLimit - written) }
+
+        let source = input.span             // indexed from 0 at input.startIndex
+        var target = output.mutableSpan
+        let origin = input.startIndex
         var position = start
         func fail(_ reason: String) -> BootError {
             .corruptPayload(format: .lz4, offset: position - base, reason: reason)
@@ -88,7 +99,7 @@ public enum LZ4Legacy {
             guard initial == 15 else { return length }
             while true {
                 guard position < end else { throw fail("block ends inside a length") }
-                let byte = input[position]
+                let byte = source[position - origin]
                 position += 1
                 length += Int(byte)
                 // A length beyond the block bound is already an error; checking here also rules out overflow.
@@ -99,45 +110,39 @@ public enum LZ4Legacy {
 
         while true {
             guard position < end else { throw fail("block ends where a sequence token belongs") }
-            let token = input[position]
+            let token = source[position - origin]
             position += 1
 
             let literalLength = try extendedLength(Int(token >> 4))
             guard end - position >= literalLength else {
                 throw fail("\(literalLength) literals but only \(end - position) bytes left in the block")
             }
-            guard outputLimit - output.count >= literalLength else {
+            guard outputLimit - written >= literalLength else {
                 throw fail("output would exceed its bound of \(limit) bytes for this block")
             }
-            output.append(contentsOf: input[position..<(position + literalLength)])
+            let literals = position - origin
+            for index in 0..<literalLength { target[written + index] = source[literals + index] }
+            written += literalLength
             position += literalLength
 
             // The last sequence of a block has literals only.
             if position == end { return }
 
             guard end - position >= 2 else { throw fail("block ends inside a match offset") }
-            let offset = Int(input[position]) | Int(input[position + 1]) << 8
+            let offset = Int(source[position - origin]) | Int(source[position + 1 - origin]) << 8
             position += 2
             let matchLength = try extendedLength(Int(token & 0x0f)) + 4
-            guard offset > 0, offset <= output.count - blockStart else {
+            guard offset > 0, offset <= written - blockStart else {
                 throw fail("match offset \(offset) reaches before the start of the block's output "
-                    + "(\(output.count - blockStart) bytes so far)")
+                    + "(\(written - blockStart) bytes so far)")
             }
-            guard outputLimit - output.count >= matchLength else {
+            guard outputLimit - written >= matchLength else {
                 throw fail("output would exceed its bound of \(limit) bytes for this block")
             }
-            copyMatch(&output, offset: offset, length: matchLength)
-        }
-    }
-
-    /// Appends `length` bytes copied from `offset` bytes back. The source may overlap what is being
-    /// written (offset < length repeats a pattern), so the copy runs forwards byte by byte in that case.
-    @inline(__always)
-    static func copyMatch(_ output: inout [UInt8], offset: Int, length: Int) {
-        var source = output.count - offset
-        for _ in 0..<length {
-            output.append(output[source])
-            source += 1
+            // Forwards, byte by byte: the source may overlap what is being written (offset < length repeats a
+            // pattern), and each byte must see the ones just written.
+            for index in written..<(written + matchLength) { target[index] = target[index - offset] }
+            written += matchLength
         }
     }
 }

@@ -49,6 +49,20 @@ struct CLITests {
         #expect(stderr.contains("stopped by signal 15"), "stderr was: \(stderr)")
     }
 
+    @Test("while the guest runs, its vCPU thread carries its name",
+          .enabled(if: FileManager.default.isReadableFile(atPath: "/dev/kvm"), "needs /dev/kvm"))
+    func threadsAreNamed() throws {
+        let image = try Swiftlet.rawImage([0xEB, 0xFE])   // jmp . (spins forever)
+        let process = try Swiftlet.start(["run", "--raw", image])
+        defer { process.process.terminate(); process.process.waitUntilExit() }
+        Thread.sleep(forTimeInterval: 1.0)
+        let tasks = "/proc/\(process.process.processIdentifier)/task"
+        let names = try FileManager.default.contentsOfDirectory(atPath: tasks).map {
+            try String(contentsOfFile: "\(tasks)/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .newlines)
+        }
+        #expect(names.contains("vcpu0"), "threads: \(names)")
+    }
+
     @Test("--boot-timeline reports the first instruction, first console byte and stop",
           .enabled(if: FileManager.default.isReadableFile(atPath: "/dev/kvm"), "needs /dev/kvm"))
     func bootTimeline() throws {

@@ -11,13 +11,21 @@ final class HostThread: @unchecked Sendable {
     // SAFETY of @unchecked Sendable: `thread` is written once in init, before the object is shared.
     private var thread = pthread_t()
 
-    private final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
+    private final class Box {
+        let name: String
+        let body: () -> Void
+        init(name: String, _ body: @escaping () -> Void) { (self.name, self.body) = (name, body) }
+    }
 
     /// Starts `body` on a new thread named `name` (visible in `top -H` and /proc/PID/task/*/comm).
     init(name: String, _ body: @escaping @Sendable () -> Void) throws(MachineError) {
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let box = Unmanaged.passRetained(Box(name: String(name.prefix(15)), body)).toOpaque()
         let result = pthread_create(&thread, nil, { argument in
             let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
+            // The thread names itself: for the calling thread glibc uses prctl(PR_SET_NAME), for another one
+            // it writes /proc/self/task/TID/comm, whose dentries the kernel must then prune when the thread
+            // exits (measurably slow on a nested host, at every VM start and stop).
+            _ = chost_set_thread_name(pthread_self(), box.name)
             box.body()
             return nil
         }, box)
@@ -25,7 +33,6 @@ final class HostThread: @unchecked Sendable {
             Unmanaged<Box>.fromOpaque(box).release()
             throw .threadCreationFailed(name: name, errno: result)
         }
-        _ = chost_set_thread_name(thread, String(name.prefix(15)))
     }
 
     func join() { pthread_join(thread, nil) }
