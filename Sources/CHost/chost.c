@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
@@ -35,3 +37,52 @@ fail:;
     errno = saved;
     return -1;
 }
+
+/* Fills `address` for `path`; fails with ENAMETOOLONG when the path and its NUL do not fit in sun_path. */
+static int unix_address(const char *path, struct sockaddr_un *address) {
+    memset(address, 0, sizeof *address);
+    address->sun_family = AF_UNIX;
+    size_t length = strlen(path);
+    if (length == 0 || length >= sizeof address->sun_path) {
+        errno = length == 0 ? ENOENT : ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(address->sun_path, path, length + 1);
+    return 0;
+}
+
+int chost_unix_listen(const char *path, int backlog, int *step) {
+    *step = 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_un address;
+    *step = 1;
+    if (unix_address(path, &address) < 0) goto fail;
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0) goto fail;
+    *step = 2;
+    if (listen(fd, backlog) < 0) goto fail;
+    return fd;
+fail:;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+int chost_unix_connect(const char *path, int *step) {
+    *step = 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_un address;
+    *step = 1;
+    if (unix_address(path, &address) < 0) goto fail;
+    if (connect(fd, (struct sockaddr *)&address, sizeof address) < 0) goto fail;
+    return fd;
+fail:;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+int chost_accept(int listener) { return accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }

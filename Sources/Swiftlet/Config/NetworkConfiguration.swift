@@ -11,6 +11,9 @@ public struct NetworkConfiguration: Sendable, Equatable {
     public enum Backend: Sendable, Equatable {
         /// An existing (or creatable) TAP interface on the host.
         case tap(name: String)
+        /// A Unix stream socket to another VM: this one listens on `path` (`listen: true`) or connects to it.
+        /// Frames travel as `FrameStream` records; see docs/networking.md.
+        case socket(path: String, listen: Bool)
     }
 
     public var backend: Backend
@@ -25,22 +28,37 @@ public struct NetworkConfiguration: Sendable, Equatable {
         self.gateway = gateway
     }
 
-    /// Parses the `--net` syntax: `tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,ip=ADDR/PREFIX][,gateway=ADDR]`. Without
-    /// `mac=`, a locally administered address derived from the TAP name and `index` (stable across runs).
+    /// Parses the `--net` syntax: `tap=NAME` or `socket=PATH[,listen]`, then
+    /// `[,mac=XX:XX:XX:XX:XX:XX][,ip=ADDR/PREFIX][,gateway=ADDR]`. Without `mac=`, a locally administered address
+    /// derived from the backend and `index` (stable across runs; the two ends of a socket get different ones).
     public init(parsing text: String, index: Int) throws(ConfigurationError) {
         var backend: Backend?
+        var listen = false
         var mac: MACAddress?
         var address: IPv4Interface?
         var gateway: IPv4Address?
         for option in text.split(separator: ",").map(String.init) {
+            if option == "listen" {
+                listen = true
+                continue
+            }
             let parts = option.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 2 else { throw .invalidNetwork(text, reason: "'\(option)' is not key=value") }
+            if ["tap", "socket"].contains(parts[0]), backend != nil {
+                throw .invalidNetwork(text, reason: "one backend per interface: tap= or socket=")
+            }
             switch parts[0] {
             case "tap":
                 guard (1...15).contains(parts[1].utf8.count), !parts[1].contains("/") else {
                     throw .invalidNetwork(text, reason: "TAP name '\(parts[1])' must be 1 to 15 characters without '/'")
                 }
                 backend = .tap(name: parts[1])
+            case "socket":
+                // sun_path holds 108 bytes with the terminating NUL.
+                guard (1...107).contains(parts[1].utf8.count), !parts[1].contains("\0") else {
+                    throw .invalidNetwork(text, reason: "socket path '\(parts[1])' must be 1 to 107 bytes")
+                }
+                backend = .socket(path: parts[1], listen: false)
             case "mac":
                 guard let parsed = MACAddress(parts[1]) else { throw .invalidNetwork(text, reason: "'\(parts[1])' is not a MAC address") }
                 guard parsed.bytes[0] & 1 == 0 else { throw .invalidNetwork(text, reason: "\(parsed) is a multicast address") }
@@ -54,17 +72,27 @@ public struct NetworkConfiguration: Sendable, Equatable {
                 guard let parsed = IPv4Address(parts[1]) else { throw .invalidNetwork(text, reason: "'\(parts[1])' is not an IPv4 address") }
                 gateway = parsed
             default:
-                throw .invalidNetwork(text, reason: "unknown option '\(parts[0])' (expected tap, mac, ip, gateway)")
+                throw .invalidNetwork(text, reason: "unknown option '\(parts[0])' (expected tap, socket, listen, mac, ip, gateway)")
             }
         }
-        guard let backend else { throw .invalidNetwork(text, reason: "no backend: add tap=NAME") }
+        guard var backend else { throw .invalidNetwork(text, reason: "no backend: add tap=NAME or socket=PATH") }
+        if listen {
+            guard case let .socket(path, _) = backend else {
+                throw .invalidNetwork(text, reason: "listen goes with socket=PATH")
+            }
+            backend = .socket(path: path, listen: true)
+        }
         if gateway != nil, address == nil { throw .invalidNetwork(text, reason: "a gateway needs ip=ADDR/PREFIX too") }
         if let gateway, let address, !address.contains(gateway) {
             throw .invalidNetwork(text, reason: "gateway \(gateway) is not in \(address)")
         }
-        let name: String
-        switch backend { case let .tap(tapName): name = tapName }
-        self.init(backend: backend, mac: mac ?? MACAddress.derived(from: "\(name)#\(index)"), address: address, gateway: gateway)
+        // The seed names the socket's end, so the two VMs on one socket path do not derive the same MAC.
+        let seed: String
+        switch backend {
+        case let .tap(name): seed = name
+        case let .socket(path, listen): seed = "socket:\(path):\(listen ? "listen" : "connect")"
+        }
+        self.init(backend: backend, mac: mac ?? MACAddress.derived(from: "\(seed)#\(index)"), address: address, gateway: gateway)
     }
 
     /// The kernel command-line parameter that tells the guest's /init about interface `index`.

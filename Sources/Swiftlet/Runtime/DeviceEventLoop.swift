@@ -9,16 +9,16 @@ import Glibc
 /// handler.
 ///
 /// Sources are added before `start()`. A source can be paused and resumed from any thread (e.g. a network
-/// device stops reading its TAP while the guest has no receive buffers, instead of spinning); a change wakes
-/// the loop so it takes effect at once.
+/// device stops reading its TAP while the guest has no receive buffers, instead of spinning), or change its fd (a
+/// socket backend's peer); `reconsider()` wakes the loop so that a change takes effect at once.
 final class DeviceEventLoop: @unchecked Sendable {
     // SAFETY of @unchecked Sendable: `sources` and `thread` are only mutated before start() / in stop(), on the
     // thread that owns the machine; the loop thread only reads `sources`.
     private struct Source {
-        let fd: Int32
         let events: Int16
+        /// The fd to poll this round; nil sits the round out.
+        let currentFD: @Sendable () -> Int32?
         let handler: @Sendable (_ revents: Int16) -> Void
-        let isPaused: (@Sendable () -> Bool)?
     }
     private var sources: [Source] = []
     private let wakeup: EventFD
@@ -37,8 +37,15 @@ final class DeviceEventLoop: @unchecked Sendable {
 
     /// Calls `handler` with the poll events whenever `fd` is ready for `events`, unless `isPaused()` says so.
     func add(fd: Int32, events: Int16, isPaused: (@Sendable () -> Bool)? = nil, handler: @escaping @Sendable (_ revents: Int16) -> Void) {
+        add(events: events, currentFD: { isPaused?() == true ? nil : fd }, handler: handler)
+    }
+
+    /// Calls `handler` with the poll events whenever the fd `currentFD()` names is ready for `events`; asked anew
+    /// each round, so a backend whose connection comes and goes (or that pauses) says so by returning another fd
+    /// or nil. A change made off the loop's thread takes effect after `reconsider()`.
+    func add(events: Int16, currentFD: @escaping @Sendable () -> Int32?, handler: @escaping @Sendable (_ revents: Int16) -> Void) {
         precondition(thread == nil, "sources are added before the loop starts")
-        sources.append(Source(fd: fd, events: events, handler: handler, isPaused: isPaused))
+        sources.append(Source(events: events, currentFD: currentFD, handler: handler))
     }
 
     /// Makes the loop re-read the sources' paused state (call after changing one).
@@ -62,9 +69,8 @@ final class DeviceEventLoop: @unchecked Sendable {
         while true {
             fds[0] = pollfd(fd: wakeup.fd.rawValue, events: Int16(POLLIN), revents: 0)
             for (index, source) in sources.enumerated() {
-                let paused = source.isPaused?() ?? false
                 // A negative fd is skipped by poll(2): that is how a paused source sits out a round.
-                fds[index + 1] = pollfd(fd: paused ? -1 : source.fd, events: source.events, revents: 0)
+                fds[index + 1] = pollfd(fd: source.currentFD() ?? -1, events: source.events, revents: 0)
             }
             let ready = poll(&fds, nfds_t(fds.count), -1)
             if ready < 0 { if errno == EINTR { continue }; return }
