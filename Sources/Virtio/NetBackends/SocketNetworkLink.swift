@@ -25,18 +25,14 @@ public struct SocketNetworkLinkStatistics: Sendable, Equatable {
     public init() {}
 }
 
-/// Why a guest frame was not sent.
+/// A packet the link refuses: the device should never hand it one (it checks lengths and offers no offloads).
 public enum SocketNetworkLinkError: Error, Equatable, Sendable, CustomStringConvertible {
-    case noPeer(path: String?)
-    case peerNotReading(queuedBytes: Int)
-    /// The vnet header asked for checksum or segmentation work: the device should not have offered offloads.
+    /// The vnet header asked for checksum or segmentation work.
     case offloadRequested(flags: UInt8, gsoType: UInt8)
     case runt(length: Int)
 
     public var description: String {
         switch self {
-        case let .noPeer(path): return "no peer is connected\(path.map { " on \($0)" } ?? ""): frame dropped"
-        case let .peerNotReading(queued): return "the peer is not reading (\(queued) bytes queued for it): frame dropped"
         case let .offloadRequested(flags, gsoType):
             return "a socket link carries no offloads, but the header asks for some (flags 0x\(String(flags, radix: 16)), gso_type \(gsoType))"
         case let .runt(length): return "\(length)-byte packet is shorter than a vnet header and an Ethernet header"
@@ -55,12 +51,15 @@ public enum SocketNetworkLinkError: Error, Equatable, Sendable, CustomStringConv
 /// One peer at a time. The listening side takes a new peer when the old one has gone (a second one while the first
 /// is connected is refused and closed); the connecting side connects once at start, waiting a short while for the
 /// listener, and after losing its peer connects again when its guest next sends, at most once a second. Without
-/// a peer, the guest's frames are dropped and counted, as on a NIC whose cable is out.
+/// a peer, the guest's frames are dropped, as on a NIC whose cable is out.
 ///
 /// Nothing blocks: the socket is non-blocking. Frames the socket does not take at once are queued, up to
 /// `maximumQueuedBytes`, and written when it becomes writable (`outputFD`, `flushOutput`); past that, new frames
 /// are dropped (a peer that does not read is a congested link). Receive reads only when asked for a frame: a guest
 /// without receive buffers stops the reading, the socket fills, and the peer's queue with it.
+///
+/// Drops are what a network does, not errors: they are counted in `statistics` and logged once when a run of them
+/// starts (the next frame sent ends it), and `send` returns normally.
 ///
 /// Threads: `send` runs on the thread serving the transmit queue, the rest on the device event loop (and a vCPU
 /// thread, through the device's buffers-available handler). One lock covers the peer and both directions; it is
@@ -89,6 +88,8 @@ public final class SocketNetworkLink: Sendable {
         var outputStart = 0
         var nextConnectAttempt: ContinuousClock.Instant = .now
         var statistics = SocketNetworkLinkStatistics()
+        /// Set while frames are being dropped, so that a run of drops is logged once.
+        var dropping = false
 
         var queuedByteCount: Int { output.count - outputStart }
     }
@@ -245,8 +246,9 @@ public final class SocketNetworkLink: Sendable {
 
     // MARK: Guest → peer
 
-    /// Sends one packet (vnet header + Ethernet frame) to the peer, as a `FrameStream` record. Throws, dropping
-    /// the frame, when there is no peer or the peer has stopped reading; never waits.
+    /// Sends one packet (vnet header + Ethernet frame) to the peer, as a `FrameStream` record; drops it when there
+    /// is no peer or the peer has stopped reading. Never waits. Throws only for a packet the device should not
+    /// have sent (too short, or asking for offloads).
     public func send(_ packet: ArraySlice<UInt8>) throws(SocketNetworkLinkError) {
         guard packet.count >= VirtioNetHeader.size + FrameStream.frameLengths.lowerBound else { throw .runt(length: packet.count) }
         let flags = packet[packet.startIndex], gsoType = packet[packet.startIndex + 1]
@@ -254,13 +256,12 @@ public final class SocketNetworkLink: Sendable {
             throw .offloadRequested(flags: flags, gsoType: gsoType)
         }
         let record = FrameStream.encode(packet.dropFirst(VirtioNetHeader.size))
-        var changed = false
-        defer { if changed { notifyPeerChange() } }
-        try state.withLock { (state: inout State) throws(SocketNetworkLinkError) in
-            if reconnectIfDue(&state) { changed = true }
+        let changed = state.withLock { state -> Bool in
+            var changed = reconnectIfDue(&state)
             guard let peer = state.peer else {
                 state.statistics.framesDroppedWithoutPeer += 1
-                throw .noPeer(path: path)
+                startDropping(&state, "no peer is connected")
+                return changed
             }
             if state.queuedByteCount == 0 {
                 let sent: Int
@@ -268,22 +269,23 @@ public final class SocketNetworkLink: Sendable {
                     sent = try UnixSocket.send(peer, record[...])
                 } catch {
                     dropPeer(&state, because: "\(error)")
-                    changed = true
                     state.statistics.framesDroppedWithoutPeer += 1
-                    throw .noPeer(path: path)
+                    startDropping(&state, "no peer is connected")
+                    return true
                 }
                 state.statistics.framesSent += 1
-                guard sent < record.count else { return }
+                state.dropping = false
+                guard sent < record.count else { return changed }
                 // The socket took part of the record: the rest must follow before anything else.
                 state.output.removeAll(keepingCapacity: true)
                 state.output.append(contentsOf: record[sent...])
                 state.outputStart = 0
-                changed = true
-                return
+                return true
             }
             guard state.queuedByteCount + record.count <= Self.maximumQueuedBytes else {
                 state.statistics.framesDroppedPeerBehind += 1
-                throw .peerNotReading(queuedBytes: state.queuedByteCount)
+                startDropping(&state, "the peer is not reading (\(state.queuedByteCount) bytes wait for it)")
+                return changed
             }
             if state.outputStart > state.output.count / 2 {
                 state.output.removeFirst(state.outputStart)
@@ -291,8 +293,17 @@ public final class SocketNetworkLink: Sendable {
             }
             state.output.append(contentsOf: record)
             state.statistics.framesSent += 1
+            state.dropping = false
             if flush(&state) { changed = true }
+            return changed
         }
+        if changed { notifyPeerChange() }
+    }
+
+    private func startDropping(_ state: inout State, _ reason: String) {
+        guard !state.dropping else { return }
+        state.dropping = true
+        logger.notice("socket network\(path.map { " \($0)" } ?? ""): dropping the guest's frames: \(reason)")
     }
 
     /// Writes queued records while the peer's socket takes them (call when `outputFD` is writable).
