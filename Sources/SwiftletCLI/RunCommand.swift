@@ -43,7 +43,7 @@ struct RunCommand: ParsableCommand {
     var disk: [String] = []
 
     @Option(help: ArgumentHelp("Attach a virtio-net interface on a host TAP or a Unix socket to another VM (listen on one side), with the guest's IPv4 settings; repeatable.",
-                               valueName: "tap=name|socket=path[,listen][,mac=m][,ip=addr/prefix][,gateway=addr]"))
+                               valueName: "tap=name|socket=path[,listen][,mac=m][,ip=addr/prefix][,gateway=addr][,mtu=n]"))
     var net: [String] = []
 
     @Option(help: ArgumentHelp("Console device for this terminal: serial (ttyS0) or virtio (hvc0).", valueName: "device"))

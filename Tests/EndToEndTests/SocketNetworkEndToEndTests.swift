@@ -21,7 +21,7 @@ extension TestHostBootTests {
             \(swiftlet) run --memory 256M --net socket=/tmp/n.sock,ip=10.1.0.2/24 < /tmp/b-in > /tmp/b-out 2>&1 &
             exec 4>/tmp/b-in
             n=0; until { grep -q '~ #' /tmp/a-out && grep -q '~ #' /tmp/b-out; } || [ $n -gt 600 ]; do sleep 0.5; n=$((n+1)); done
-            echo 'ping -c 3 10.1.0.2 && echo A-PING""-OK' >&3
+            echo 'echo mtu-$(cat /sys/class/net/eth0/mtu); ping -c 3 10.1.0.2 && echo A-PING""-OK' >&3
             n=0; until grep -q -e A-PING-OK -e 'packet loss' /tmp/a-out || [ $n -gt 120 ]; do sleep 0.5; n=$((n+1)); done
             echo 'ping -c 3 10.1.0.1 && echo B-PING""-OK' >&4
             n=0; until grep -q -e B-PING-OK -e 'packet loss' /tmp/b-out || [ $n -gt 120 ]; do sleep 0.5; n=$((n+1)); done
@@ -41,6 +41,7 @@ extension TestHostBootTests {
         #expect(lines.contains("A: A-PING-OK"), "output:\n\(result.output)")
         #expect(lines.contains("B: B-PING-OK"), "output:\n\(result.output)")
         #expect(lines.contains { $0.hasPrefix("A: ") && $0.contains("/tmp/n.sock: a peer connected") })
+        #expect(lines.contains("A: mtu-65520"), "the guest took the socket link's MTU")
         // 16 MiB of random bytes served by guest A arrive intact at guest B: the same checksum on both sides.
         let served = lines.first { $0.hasPrefix("A: ") && $0.hasSuffix("  /srv/blob") }?.dropFirst(3).prefix(32)
         let fetched = lines.first { $0.hasPrefix("B: ") && $0.hasSuffix("  /tmp/blob") }?.dropFirst(3).prefix(32)

@@ -35,6 +35,15 @@ struct NetworkConfigurationTests {
         #expect(connecting.commandLineParameter(index: 0) == "swiftlet.net0=mac=\(connecting.mac),ip=10.1.0.2/24")
     }
 
+    @Test func theMTUIsTheOptionElseTheBackendsDefault() throws {
+        #expect(try NetworkConfiguration(parsing: "tap=tap0", index: 0).advisedMTU == nil, "a TAP: Ethernet's 1500")
+        #expect(try NetworkConfiguration(parsing: "socket=/tmp/s", index: 0).advisedMTU == 65520, "a socket: one 64 KiB segment a frame")
+        #expect(try NetworkConfiguration(parsing: "socket=/tmp/s,mtu=1500", index: 0).advisedMTU == 1500)
+        #expect(try NetworkConfiguration(parsing: "tap=tap0,mtu=9000", index: 0).advisedMTU == 9000)
+        // The largest MTU still fits a socket link's largest frame, VLAN tag included.
+        #expect(Int(NetworkConfiguration.mtuRange.upperBound) + 14 + 4 <= 65550)
+    }
+
     @Test("bad values are refused with the reason", arguments: [
         ("ip=10.0.0.2/24", "no backend: add tap=NAME or socket=PATH"),
         ("tap=", "must be 1 to 15 characters"),
@@ -53,6 +62,9 @@ struct NetworkConfigurationTests {
         ("tap=t0,socket=/tmp/s", "one backend per interface"),
         ("socket=/tmp/a,socket=/tmp/b", "one backend per interface"),
         ("socket=", "must be 1 to 107 bytes"),
+        ("tap=t0,mtu=67", "must be 68 to 65520"),
+        ("tap=t0,mtu=65521", "must be 68 to 65520"),
+        ("tap=t0,mtu=big", "must be 68 to 65520"),
         ("socket=/" + String(repeating: "x", count: 107), "must be 1 to 107 bytes"),
     ])
     func refusesBadValues(text: String, reason: String) {

@@ -20,16 +20,38 @@ public struct NetworkConfiguration: Sendable, Equatable {
     public var mac: MACAddress
     public var address: IPv4Interface?
     public var gateway: IPv4Address?
+    /// The MTU the device advises (VIRTIO_NET_F_MTU; Linux's virtio_net takes it as the interface's MTU). nil: the
+    /// backend's default, `defaultMTU(for:)`.
+    public var mtu: UInt16?
 
-    public init(backend: Backend, mac: MACAddress, address: IPv4Interface? = nil, gateway: IPv4Address? = nil) {
+    /// What `mtu=` accepts: IPv4's minimum (Linux's ETH_MIN_MTU) up to what a socket link's frames can hold with
+    /// a VLAN tag (`FrameStream.frameLengths`).
+    public static let mtuRange: ClosedRange<UInt16> = 68...65520
+
+    public init(backend: Backend, mac: MACAddress, address: IPv4Interface? = nil, gateway: IPv4Address? = nil, mtu: UInt16? = nil) {
         self.backend = backend
         self.mac = mac
         self.address = address
         self.gateway = gateway
+        self.mtu = mtu
     }
 
+    /// A TAP advises none (the guest takes Ethernet's 1500; large segments travel as TSO instead). A socket link
+    /// carries no offloads, so every TCP segment is a frame of its own: the largest MTU lets a segment be 64 KiB,
+    /// which costs the two guests and VMMs one frame where 1500 would cost 45. TCP still works with a peer of a
+    /// smaller MTU (each side sends segments no larger than the other announced).
+    public static func defaultMTU(for backend: Backend) -> UInt16? {
+        switch backend {
+        case .tap: return nil
+        case .socket: return mtuRange.upperBound
+        }
+    }
+
+    /// The MTU the guest is advised: `mtu=`, else the backend's default.
+    public var advisedMTU: UInt16? { mtu ?? Self.defaultMTU(for: backend) }
+
     /// Parses the `--net` syntax: `tap=NAME` or `socket=PATH[,listen]`, then
-    /// `[,mac=XX:XX:XX:XX:XX:XX][,ip=ADDR/PREFIX][,gateway=ADDR]`. Without `mac=`, a locally administered address
+    /// `[,mac=XX:XX:XX:XX:XX:XX][,ip=ADDR/PREFIX][,gateway=ADDR][,mtu=N]`. Without `mac=`, a locally administered address
     /// derived from the backend and `index` (stable across runs; the two ends of a socket get different ones).
     public init(parsing text: String, index: Int) throws(ConfigurationError) {
         var backend: Backend?
@@ -37,6 +59,7 @@ public struct NetworkConfiguration: Sendable, Equatable {
         var mac: MACAddress?
         var address: IPv4Interface?
         var gateway: IPv4Address?
+        var mtu: UInt16?
         for option in text.split(separator: ",").map(String.init) {
             if option == "listen" {
                 listen = true
@@ -71,8 +94,13 @@ public struct NetworkConfiguration: Sendable, Equatable {
             case "gateway", "gw":
                 guard let parsed = IPv4Address(parts[1]) else { throw .invalidNetwork(text, reason: "'\(parts[1])' is not an IPv4 address") }
                 gateway = parsed
+            case "mtu":
+                guard let parsed = UInt16(parts[1]), Self.mtuRange.contains(parsed) else {
+                    throw .invalidNetwork(text, reason: "MTU '\(parts[1])' must be \(Self.mtuRange.lowerBound) to \(Self.mtuRange.upperBound)")
+                }
+                mtu = parsed
             default:
-                throw .invalidNetwork(text, reason: "unknown option '\(parts[0])' (expected tap, socket, listen, mac, ip, gateway)")
+                throw .invalidNetwork(text, reason: "unknown option '\(parts[0])' (expected tap, socket, listen, mac, ip, gateway, mtu)")
             }
         }
         guard var backend else { throw .invalidNetwork(text, reason: "no backend: add tap=NAME or socket=PATH") }
@@ -92,7 +120,8 @@ public struct NetworkConfiguration: Sendable, Equatable {
         case let .tap(name): seed = name
         case let .socket(path, listen): seed = "socket:\(path):\(listen ? "listen" : "connect")"
         }
-        self.init(backend: backend, mac: mac ?? MACAddress.derived(from: "\(seed)#\(index)"), address: address, gateway: gateway)
+        let derivedMAC = MACAddress.derived(from: "\(seed)#\(index)")
+        self.init(backend: backend, mac: mac ?? derivedMAC, address: address, gateway: gateway, mtu: mtu)
     }
 
     /// The kernel command-line parameter that tells the guest's /init about interface `index`.

@@ -86,7 +86,7 @@ extension NetworkPump {
                 throw .configuration(.invalidNetwork("tap=\(name)", reason: "\(error)"))
             }
             let pump = NetworkPump(port: tap)
-            let device = NetDevice(mac: network.mac.bytes, backend: pump)
+            let device = NetDevice(mac: network.mac.bytes, mtu: network.advisedMTU, backend: pump)
             pump.attach(to: device, eventLoop: eventLoop)
             return device
         case let .socket(path, listen):
@@ -98,7 +98,7 @@ extension NetworkPump {
             }
             let pump = NetworkPump(port: link)
             // No offloads: the stream carries bare Ethernet frames, so every frame must be complete (see FrameStream).
-            let device = NetDevice(mac: network.mac.bytes, offloads: false, backend: pump)
+            let device = NetDevice(mac: network.mac.bytes, mtu: network.advisedMTU, offloads: false, backend: pump)
             pump.attach(to: device, eventLoop: eventLoop)
             link.attachConnectionSources(to: eventLoop)
             return device

@@ -3,7 +3,8 @@
 // header). A length outside 14...65550 is not a frame: the stream is broken (or not ours) and is dropped.
 //
 // The vnet header stays out of the stream on purpose: the socket device offers no offloads, so every header the
-// guest sends is all zero and every frame it receives is complete, checksummed and at most one MTU. The format
+// guest sends is all zero and every frame it receives is complete, checksummed and at most one MTU (which for a
+// socket link defaults to 65520, so that one TCP segment of 64 KiB is one frame). The format
 // is then the plain one QEMU's `-netdev stream`/`socket` also uses, and nothing on the wire depends on the
 // virtio version.
 
