@@ -262,9 +262,9 @@ struct SocketNetworkLinkTests {
             _ = try SocketNetworkLink(connectingTo: path, patience: .milliseconds(300))
             Issue.record("connected to nobody")
         } catch {
-            #expect(error.description.contains("nobody listened within 0.3 seconds"), "\(error)")
-            guard case let .failed(_, _, errno) = error else { Issue.record("\(error)"); return }
-            #expect(errno == .noSuchFileOrDirectory)
+            #expect(error == .nobodyListening(path: path, waited: .milliseconds(300), errno: .noSuchFileOrDirectory))
+            #expect(error.description.contains("nobody listens on \(path) (waited 0.3 seconds"), "\(error)")
+            #expect(error.description.hasSuffix("start the other VM with socket=\(path),listen"), "\(error)")
         }
         #expect(ContinuousClock.now - started >= .milliseconds(300))
     }

@@ -16,7 +16,8 @@ public enum FrameStreamError: Error, Equatable, Sendable, CustomStringConvertibl
     public var description: String {
         switch self {
         case let .badLength(length):
-            return "frame length \(length) is outside \(FrameStream.frameLengths.lowerBound)...\(FrameStream.frameLengths.upperBound)"
+            let lengths = FrameStream.frameLengths
+            return "frame length \(length) is outside \(lengths.lowerBound)...\(lengths.upperBound)"
         }
     }
 }

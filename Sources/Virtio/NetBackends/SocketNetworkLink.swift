@@ -34,7 +34,8 @@ public enum SocketNetworkLinkError: Error, Equatable, Sendable, CustomStringConv
     public var description: String {
         switch self {
         case let .offloadRequested(flags, gsoType):
-            return "a socket link carries no offloads, but the header asks for some (flags 0x\(String(flags, radix: 16)), gso_type \(gsoType))"
+            return "a socket link carries no offloads, but the header asks for some "
+                + "(flags 0x\(String(flags, radix: 16)), gso_type \(gsoType))"
         case let .runt(length): return "\(length)-byte packet is shorter than a vnet header and an Ethernet header"
         }
     }
@@ -118,11 +119,9 @@ public final class SocketNetworkLink: Sendable {
             do {
                 peer = try UnixSocket.connect(path: path)
                 break
-            } catch .failed(_, let step, let errno)
+            } catch .failed(_, _, let errno)
                 where [.noSuchFileOrDirectory, .connectionRefused, .resourceTemporarilyUnavailable].contains(errno) {
-                guard ContinuousClock.now < deadline else {
-                    throw .failed(path: path, step: "\(step) (nobody listened within \(patience))", errno: errno)
-                }
+                guard ContinuousClock.now < deadline else { throw .nobodyListening(path: path, waited: patience, errno: errno) }
                 usleep(100_000)
             }
         }
@@ -250,7 +249,9 @@ public final class SocketNetworkLink: Sendable {
     /// is no peer or the peer has stopped reading. Never waits. Throws only for a packet the device should not
     /// have sent (too short, or asking for offloads).
     public func send(_ packet: ArraySlice<UInt8>) throws(SocketNetworkLinkError) {
-        guard packet.count >= VirtioNetHeader.size + FrameStream.frameLengths.lowerBound else { throw .runt(length: packet.count) }
+        guard packet.count >= VirtioNetHeader.size + FrameStream.frameLengths.lowerBound else {
+            throw .runt(length: packet.count)
+        }
         let flags = packet[packet.startIndex], gsoType = packet[packet.startIndex + 1]
         guard flags & VirtioNetHeader.flagNeedsChecksum == 0, gsoType == VirtioNetHeader.gsoNone else {
             throw .offloadRequested(flags: flags, gsoType: gsoType)
@@ -367,7 +368,8 @@ public final class SocketNetworkLink: Sendable {
                 guard let count else { return nil }
                 guard count > 0 else {
                     let partial = state.decoder.bufferedByteCount
-                    dropPeer(&state, because: "it closed the connection" + (partial > 0 ? " in the middle of a frame (\(partial) bytes)" : ""))
+                    let midFrame = partial > 0 ? " in the middle of a frame (\(partial) bytes)" : ""
+                    dropPeer(&state, because: "it closed the connection" + midFrame)
                     changed = true
                     return nil
                 }

@@ -14,12 +14,16 @@ public enum UnixSocket {
         case notASocket(path: String)
         /// A live listener owns the path already.
         case inUse(path: String)
+        /// The connecting side waited `waited` and nobody listened; `errno` is the last attempt's.
+        case nobodyListening(path: String, waited: Duration, errno: Errno)
 
         public var description: String {
             switch self {
             case let .failed(path, step, errno): return "\(path): \(step) failed: \(errno)"
             case let .notASocket(path): return "\(path) exists and is not a socket; not replacing it"
             case let .inUse(path): return "\(path) is in use: another process listens on it"
+            case let .nobodyListening(path, waited, errno):
+                return "nobody listens on \(path) (waited \(waited); \(errno)): start the other VM with socket=\(path),listen"
             }
         }
     }
@@ -40,7 +44,8 @@ public enum UnixSocket {
         // A backlog of 1: one peer at a time; a second one waits (or is refused by the backend when accepted).
         let raw = path.withCString { chost_unix_listen($0, 1, &step) }
         guard raw >= 0 else {
-            throw .failed(path: path, step: ["socket", "bind", "listen"][Int(min(max(step, 0), 2))], errno: Errno(rawValue: Glibc.errno))
+            let steps = ["socket", "bind", "listen"]
+            throw .failed(path: path, step: steps[Int(min(max(step, 0), 2))], errno: Errno(rawValue: Glibc.errno))
         }
         return FileDescriptor(rawValue: raw)
     }
@@ -88,7 +93,8 @@ public enum UnixSocket {
     /// (MSG_NOSIGNAL: an error, not a signal that would kill the VMM).
     public static func send(_ fd: FileDescriptor, _ bytes: ArraySlice<UInt8>) throws(Errno) -> Int {
         while true {
-            let sent = bytes.withUnsafeBytes { Glibc.send(fd.rawValue, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            let flags = Int32(MSG_NOSIGNAL | MSG_DONTWAIT)
+            let sent = bytes.withUnsafeBytes { Glibc.send(fd.rawValue, $0.baseAddress, $0.count, flags) }
             if sent >= 0 { return sent }
             let error = Errno(rawValue: Glibc.errno)
             switch error {
