@@ -42,8 +42,8 @@ struct RunCommand: ParsableCommand {
                                valueName: "path[,readonly][,id=name]"))
     var disk: [String] = []
 
-    @Option(help: ArgumentHelp("Attach a virtio-net interface on a host TAP, with the guest's IPv4 settings; repeatable.",
-                               valueName: "tap=name[,mac=m][,ip=addr/prefix][,gateway=addr]"))
+    @Option(help: ArgumentHelp("Attach a virtio-net interface on a host TAP or a Unix socket to another VM (listen on one side), with the guest's IPv4 settings; repeatable.",
+                               valueName: "tap=name|socket=path[,listen][,mac=m][,ip=addr/prefix][,gateway=addr][,mtu=n]"))
     var net: [String] = []
 
     @Option(help: ArgumentHelp("Attach a virtio-vsock device with guest CID N; host programs reach it through the Unix socket PATH (CONNECT <port>), guest connections to host port P reach PATH_P.",

@@ -127,7 +127,7 @@ struct TestHostBootTests {
             until [ -e /sys/class/net/tap0 ]; do sleep 0.2; done
             ip addr add 10.0.0.1/24 dev tap0 && ip link set tap0 up
             until grep -q '~ #' /tmp/net-out; do sleep 0.5; done
-            echo 'ping -c 3 10.0.0.1 && echo GUEST-PING-OK' >&3
+            echo 'ping -c 3 10.0.0.1 && echo GUEST-PING""-OK' >&3
             n=0; until grep -q -e GUEST-PING-OK -e 'packet loss' /tmp/net-out || [ $n -gt 120 ]; do sleep 0.5; n=$((n+1)); done
             ping -c 3 10.0.0.2 >/dev/null && echo HOST-PING-OK
             echo 'mkdir -p /srv && dd if=/dev/urandom of=/srv/blob bs=1M count=16 2>/dev/null && md5sum /srv/blob && httpd -p 8080 -h /srv && echo SERV""ING' >&3

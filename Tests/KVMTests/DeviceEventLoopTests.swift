@@ -77,6 +77,32 @@ struct DeviceEventLoopTests {
         #expect(calls.withLock { $0 } == [[]], "no deadline left: no more calls")
     }
 
+    @Test func aSourceWhoseFDChangesIsPolledOnTheFDItNamesNow() throws {
+        let loop = try DeviceEventLoop()
+        let first = try EventFD(), second = try EventFD()
+        let current = Mutex<Int32?>(nil)
+        let handled = Mutex<[Int32]>([])
+        loop.add(events: Int16(POLLIN), currentFD: { current.withLock { $0 } }) { _ in
+            let fd = current.withLock { $0 }
+            if fd == first.fd.rawValue { _ = first.consume() } else { _ = second.consume() }
+            handled.withLock { $0.append(fd ?? -1) }
+        }
+        try loop.start()
+        defer { loop.stop() }
+
+        first.signal()
+        second.signal()
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(handled.withLock { $0 }.isEmpty, "no fd named: nothing polled")
+
+        current.withLock { $0 = second.fd.rawValue }
+        loop.reconsider()
+        #expect(wait { handled.withLock { $0 } == [second.fd.rawValue] })
+        current.withLock { $0 = first.fd.rawValue }
+        loop.reconsider()
+        #expect(wait { handled.withLock { $0 } == [second.fd.rawValue, first.fd.rawValue] })
+    }
+
     private func wait(_ condition: () -> Bool) -> Bool {
         for _ in 0..<200 where !condition() { Thread.sleep(forTimeInterval: 0.01) }
         return condition()

@@ -100,7 +100,7 @@ build_guest_test_initramfs() {
     rm -rf "$root"
 }
 
-# The test host's base: busybox, the KVM and tun modules, and the /init that runs a command (scripts/testhost
+# The test host's base: busybox, the KVM, tun and veth modules, and the /init that runs a command (scripts/testhost
 # appends a second archive with the command and its files).
 build_testhost_base() {
     local tdir="$SWIFTLET_CACHE/testhost" root

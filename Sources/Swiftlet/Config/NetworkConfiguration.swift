@@ -11,36 +11,77 @@ public struct NetworkConfiguration: Sendable, Equatable {
     public enum Backend: Sendable, Equatable {
         /// An existing (or creatable) TAP interface on the host.
         case tap(name: String)
+        /// A Unix stream socket to another VM: this one listens on `path` (`listen: true`) or connects to it.
+        /// Frames travel as `FrameStream` records; see docs/networking.md.
+        case socket(path: String, listen: Bool)
     }
 
     public var backend: Backend
     public var mac: MACAddress
     public var address: IPv4Interface?
     public var gateway: IPv4Address?
+    /// The MTU the device advises (VIRTIO_NET_F_MTU; Linux's virtio_net takes it as the interface's MTU). nil: the
+    /// backend's default, `defaultMTU(for:)`.
+    public var mtu: UInt16?
 
-    public init(backend: Backend, mac: MACAddress, address: IPv4Interface? = nil, gateway: IPv4Address? = nil) {
+    /// What `mtu=` accepts: IPv4's minimum (Linux's ETH_MIN_MTU) up to what a socket link's frames can hold with
+    /// a VLAN tag (`FrameStream.frameLengths`).
+    public static let mtuRange: ClosedRange<UInt16> = 68...65520
+
+    public init(backend: Backend, mac: MACAddress, address: IPv4Interface? = nil, gateway: IPv4Address? = nil, mtu: UInt16? = nil) {
         self.backend = backend
         self.mac = mac
         self.address = address
         self.gateway = gateway
+        self.mtu = mtu
     }
 
-    /// Parses the `--net` syntax: `tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,ip=ADDR/PREFIX][,gateway=ADDR]`. Without
-    /// `mac=`, a locally administered address derived from the TAP name and `index` (stable across runs).
+    /// A TAP advises none (the guest takes Ethernet's 1500; large segments travel as TSO instead). A socket link
+    /// carries no offloads, so every TCP segment is a frame of its own: the largest MTU lets a segment be 64 KiB,
+    /// which costs the two guests and VMMs one frame where 1500 would cost 45. TCP still works with a peer of a
+    /// smaller MTU (each side sends segments no larger than the other announced).
+    public static func defaultMTU(for backend: Backend) -> UInt16? {
+        switch backend {
+        case .tap: return nil
+        case .socket: return mtuRange.upperBound
+        }
+    }
+
+    /// The MTU the guest is advised: `mtu=`, else the backend's default.
+    public var advisedMTU: UInt16? { mtu ?? Self.defaultMTU(for: backend) }
+
+    /// Parses the `--net` syntax: `tap=NAME` or `socket=PATH[,listen]`, then
+    /// `[,mac=XX:XX:XX:XX:XX:XX][,ip=ADDR/PREFIX][,gateway=ADDR][,mtu=N]`. Without `mac=`, a locally administered address
+    /// derived from the backend and `index` (stable across runs; the two ends of a socket get different ones).
     public init(parsing text: String, index: Int) throws(ConfigurationError) {
         var backend: Backend?
+        var listen = false
         var mac: MACAddress?
         var address: IPv4Interface?
         var gateway: IPv4Address?
+        var mtu: UInt16?
         for option in text.split(separator: ",").map(String.init) {
+            if option == "listen" {
+                listen = true
+                continue
+            }
             let parts = option.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 2 else { throw .invalidNetwork(text, reason: "'\(option)' is not key=value") }
+            if ["tap", "socket"].contains(parts[0]), backend != nil {
+                throw .invalidNetwork(text, reason: "one backend per interface: tap= or socket=")
+            }
             switch parts[0] {
             case "tap":
                 guard (1...15).contains(parts[1].utf8.count), !parts[1].contains("/") else {
                     throw .invalidNetwork(text, reason: "TAP name '\(parts[1])' must be 1 to 15 characters without '/'")
                 }
                 backend = .tap(name: parts[1])
+            case "socket":
+                // sun_path holds 108 bytes with the terminating NUL.
+                guard (1...107).contains(parts[1].utf8.count), !parts[1].contains("\0") else {
+                    throw .invalidNetwork(text, reason: "socket path '\(parts[1])' must be 1 to 107 bytes")
+                }
+                backend = .socket(path: parts[1], listen: false)
             case "mac":
                 guard let parsed = MACAddress(parts[1]) else { throw .invalidNetwork(text, reason: "'\(parts[1])' is not a MAC address") }
                 guard parsed.bytes[0] & 1 == 0 else { throw .invalidNetwork(text, reason: "\(parsed) is a multicast address") }
@@ -53,18 +94,34 @@ public struct NetworkConfiguration: Sendable, Equatable {
             case "gateway", "gw":
                 guard let parsed = IPv4Address(parts[1]) else { throw .invalidNetwork(text, reason: "'\(parts[1])' is not an IPv4 address") }
                 gateway = parsed
+            case "mtu":
+                guard let parsed = UInt16(parts[1]), Self.mtuRange.contains(parsed) else {
+                    throw .invalidNetwork(text, reason: "MTU '\(parts[1])' must be \(Self.mtuRange.lowerBound) to \(Self.mtuRange.upperBound)")
+                }
+                mtu = parsed
             default:
-                throw .invalidNetwork(text, reason: "unknown option '\(parts[0])' (expected tap, mac, ip, gateway)")
+                throw .invalidNetwork(text, reason: "unknown option '\(parts[0])' (expected tap, socket, listen, mac, ip, gateway, mtu)")
             }
         }
-        guard let backend else { throw .invalidNetwork(text, reason: "no backend: add tap=NAME") }
+        guard var backend else { throw .invalidNetwork(text, reason: "no backend: add tap=NAME or socket=PATH") }
+        if listen {
+            guard case let .socket(path, _) = backend else {
+                throw .invalidNetwork(text, reason: "listen goes with socket=PATH")
+            }
+            backend = .socket(path: path, listen: true)
+        }
         if gateway != nil, address == nil { throw .invalidNetwork(text, reason: "a gateway needs ip=ADDR/PREFIX too") }
         if let gateway, let address, !address.contains(gateway) {
             throw .invalidNetwork(text, reason: "gateway \(gateway) is not in \(address)")
         }
-        let name: String
-        switch backend { case let .tap(tapName): name = tapName }
-        self.init(backend: backend, mac: mac ?? MACAddress.derived(from: "\(name)#\(index)"), address: address, gateway: gateway)
+        // The seed names the socket's end, so the two VMs on one socket path do not derive the same MAC.
+        let seed: String
+        switch backend {
+        case let .tap(name): seed = name
+        case let .socket(path, listen): seed = "socket:\(path):\(listen ? "listen" : "connect")"
+        }
+        let derivedMAC = MACAddress.derived(from: "\(seed)#\(index)")
+        self.init(backend: backend, mac: mac ?? derivedMAC, address: address, gateway: gateway, mtu: mtu)
     }
 
     /// The kernel command-line parameter that tells the guest's /init about interface `index`.

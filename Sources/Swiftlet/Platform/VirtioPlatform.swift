@@ -43,20 +43,7 @@ final class VirtioPlatform: Sendable {
             devices.append(bridge.device)
         }
         for network in networks {
-            switch network.backend {
-            case let .tap(name):
-                do {
-                    // The offloads the guest's driver takes (GUEST_CSUM, GUEST_TSO4/6, GUEST_UFO): the host kernel
-                    // may then hand us partially checksummed and large segments for the guest.
-                    let tap = try TapDevice(name: name, offloads: [.checksum, .tso4, .tso6, .tsoECN, .ufo])
-                    let pump = TapNetworkPump(tap: tap)
-                    let device = NetDevice(mac: network.mac.bytes, backend: pump)
-                    pump.attach(to: device, eventLoop: eventLoop)
-                    devices.append(device)
-                } catch {
-                    throw .configuration(.invalidNetwork("tap=\(name)", reason: "\(error)"))
-                }
-            }
+            devices.append(try NetworkPump.makeDevice(for: network, eventLoop: eventLoop))
         }
         for disk in disks {
             do {

@@ -9,8 +9,8 @@ import Glibc
 /// sockets — and calls each one's handler.
 ///
 /// Two kinds of source, both added before `start()`:
-/// - a fixed fd (`add`), which can be paused and resumed from any thread (e.g. a network device stops reading
-///   its TAP while the guest has no receive buffers, instead of spinning);
+/// - a single fd (`add`), which can be paused and resumed from any thread (e.g. a network device stops reading
+///   its TAP while the guest has no receive buffers, instead of spinning) or change (a socket backend's peer);
 /// - a group (`addGroup`), whose fds come and go while the loop runs (vsock's host connections): the loop asks
 ///   it at the top of every round which fds to poll for what, and by when it wants to be called anyway (a
 ///   timeout), then hands it the ready ones.
@@ -20,10 +20,10 @@ final class DeviceEventLoop: @unchecked Sendable {
     // SAFETY of @unchecked Sendable: `sources`, `groups` and `thread` are only mutated before start() / in
     // stop(), on the thread that owns the machine; the loop thread only reads `sources` and `groups`.
     private struct Source {
-        let fd: Int32
         let events: Int16
+        /// The fd to poll this round; nil sits the round out.
+        let currentFD: @Sendable () -> Int32?
         let handler: @Sendable (_ revents: Int16) -> Void
-        let isPaused: (@Sendable () -> Bool)?
     }
 
     /// One fd a group wants polled this round; after the poll, `revents` says what it is ready for.
@@ -70,8 +70,15 @@ final class DeviceEventLoop: @unchecked Sendable {
 
     /// Calls `handler` with the poll events whenever `fd` is ready for `events`, unless `isPaused()` says so.
     func add(fd: Int32, events: Int16, isPaused: (@Sendable () -> Bool)? = nil, handler: @escaping @Sendable (_ revents: Int16) -> Void) {
+        add(events: events, currentFD: { isPaused?() == true ? nil : fd }, handler: handler)
+    }
+
+    /// Calls `handler` with the poll events whenever the fd `currentFD()` names is ready for `events`; asked anew
+    /// each round, so a backend whose connection comes and goes (or that pauses) says so by returning another fd
+    /// or nil. A change made off the loop's thread takes effect after `reconsider()`.
+    func add(events: Int16, currentFD: @escaping @Sendable () -> Int32?, handler: @escaping @Sendable (_ revents: Int16) -> Void) {
         precondition(thread == nil, "sources are added before the loop starts")
-        sources.append(Source(fd: fd, events: events, handler: handler, isPaused: isPaused))
+        sources.append(Source(events: events, currentFD: currentFD, handler: handler))
     }
 
     /// Adds a group of fds that changes while the loop runs. Each round `interest()` says what to poll; `handler`
@@ -112,9 +119,8 @@ final class DeviceEventLoop: @unchecked Sendable {
             fds.removeAll(keepingCapacity: true)
             fds.append(pollfd(fd: wakeup.fd.rawValue, events: Int16(POLLIN), revents: 0))
             for source in sources {
-                let paused = source.isPaused?() ?? false
                 // A negative fd is skipped by poll(2): that is how a paused source sits out a round.
-                fds.append(pollfd(fd: paused ? -1 : source.fd, events: source.events, revents: 0))
+                fds.append(pollfd(fd: source.currentFD() ?? -1, events: source.events, revents: 0))
             }
             groupRanges.removeAll(keepingCapacity: true)
             groupDeadlines.removeAll(keepingCapacity: true)

@@ -1,0 +1,120 @@
+import CHost
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Unix stream sockets as a network backend uses them: every fd non-blocking and close-on-exec, every failure an
+/// `Errno` (with the step that failed where there are several), never SIGPIPE.
+public enum UnixSocket {
+    /// Why a socket could not be set up.
+    public enum SetupError: Error, Equatable, Sendable, CustomStringConvertible {
+        case failed(path: String, step: String, errno: Errno)
+        /// Something that is not a socket is at the path: refused rather than deleted.
+        case notASocket(path: String)
+        /// A live listener owns the path already.
+        case inUse(path: String)
+        /// The connecting side waited `waited` and nobody listened; `errno` is the last attempt's.
+        case nobodyListening(path: String, waited: Duration, errno: Errno)
+
+        public var description: String {
+            switch self {
+            case let .failed(path, step, errno): return "\(path): \(step) failed: \(errno)"
+            case let .notASocket(path): return "\(path) exists and is not a socket; not replacing it"
+            case let .inUse(path): return "\(path) is in use: another process listens on it"
+            case let .nobodyListening(path, waited, errno):
+                return "nobody listens on \(path) (waited \(waited); \(errno)): start the other VM with socket=\(path),listen"
+            }
+        }
+    }
+
+    /// Listens on `path` for one peer at a time. A socket file left behind by a listener that is gone (connecting
+    /// to it is refused) is replaced; anything else at the path is an error.
+    public static func listen(path: String) throws(SetupError) -> FileDescriptor {
+        var status = stat()
+        if lstat(path, &status) == 0 {
+            guard status.st_mode & S_IFMT == S_IFSOCK else { throw .notASocket(path: path) }
+            guard try !someoneListens(at: path) else { throw .inUse(path: path) }
+            // Stale: its listener is gone. (ENOENT: removed meanwhile; bind below creates it anew.)
+            guard unlink(path) == 0 || Errno(rawValue: Glibc.errno) == .noSuchFileOrDirectory else {
+                throw .failed(path: path, step: "removing the stale socket", errno: Errno(rawValue: Glibc.errno))
+            }
+        }
+        // A backlog of 1: one peer at a time; a second one waits (or is refused by the backend when accepted).
+        let raw = path.withCString { chost_unix_listen($0, 1) }
+        guard raw >= 0 else { throw .failed(path: path, step: "listen", errno: Errno(rawValue: Glibc.errno)) }
+        return FileDescriptor(rawValue: raw)
+    }
+
+    /// Whether a listener answers at `path` (a probe connection, closed at once).
+    private static func someoneListens(at path: String) throws(SetupError) -> Bool {
+        do throws(SetupError) {
+            let probe = try connect(path: path)
+            try? probe.close()
+            return true
+        } catch {
+            if case let .failed(_, _, errno) = error, errno == .connectionRefused || errno == .noSuchFileOrDirectory {
+                return false
+            }
+            throw error
+        }
+    }
+
+    /// Connects to the listener at `path`; never waits (see `chost_unix_connect`).
+    public static func connect(path: String) throws(SetupError) -> FileDescriptor {
+        let raw = path.withCString { chost_unix_connect($0) }
+        guard raw >= 0 else { throw .failed(path: path, step: "connect", errno: Errno(rawValue: Glibc.errno)) }
+        return FileDescriptor(rawValue: raw)
+    }
+
+    /// The next connection waiting on `listener`, nil if none is.
+    public static func accept(_ listener: FileDescriptor) throws(Errno) -> FileDescriptor? {
+        while true {
+            let raw = chost_accept_nonblocking(listener.rawValue)
+            if raw >= 0 { return FileDescriptor(rawValue: raw) }
+            let error = Errno(rawValue: Glibc.errno)
+            switch error {
+            case .interrupted: continue
+            // ECONNABORTED: that peer gave up before we took it; nothing to take.
+            case .resourceTemporarilyUnavailable, .connectionAbort: return nil
+            default: throw error
+            }
+        }
+    }
+
+    /// Sends as much of `bytes` as the socket takes now; 0 when it is full. A peer that has gone away is EPIPE
+    /// (MSG_NOSIGNAL: an error, not a signal that would kill the VMM).
+    public static func send(_ fd: FileDescriptor, _ bytes: ArraySlice<UInt8>) throws(Errno) -> Int {
+        while true {
+            let flags = Int32(MSG_NOSIGNAL | MSG_DONTWAIT)
+            let sent = bytes.withUnsafeBytes { Glibc.send(fd.rawValue, $0.baseAddress, $0.count, flags) }
+            if sent >= 0 { return sent }
+            let error = Errno(rawValue: Glibc.errno)
+            switch error {
+            case .interrupted: continue
+            case .resourceTemporarilyUnavailable: return 0
+            default: throw error
+            }
+        }
+    }
+
+    /// Reads into `buffer`: the byte count, 0 at end of stream (the peer closed), nil when nothing is waiting.
+    public static func receive(_ fd: FileDescriptor, into buffer: inout [UInt8]) throws(Errno) -> Int? {
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.recv(fd.rawValue, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if count >= 0 { return count }
+            let error = Errno(rawValue: Glibc.errno)
+            switch error {
+            case .interrupted: continue
+            case .resourceTemporarilyUnavailable: return nil
+            default: throw error
+            }
+        }
+    }
+
+    /// Whether the other end of a connected socket has closed (POLLHUP), without reading from it.
+    public static func peerHasClosed(_ fd: FileDescriptor) -> Bool {
+        var entry = pollfd(fd: fd.rawValue, events: 0, revents: 0)
+        return poll(&entry, 1, 0) == 1 && entry.revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0
+    }
+}
