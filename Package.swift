@@ -55,7 +55,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
-        // Release builds of `swiftlet` are static executables: no dynamic loader, no relocation of ~15 shared
+        // Release builds of `swiftlet` are static executables: no dynamic loader, no relocation of 14 shared
         // libraries at every start, and only the runtime pages a VM touches count against its memory
         // (docs/performance.md has the figures). FoundationEssentials comes in through swift-argument-parser,
         // compiled against the shared one, so its static archive's own dependencies are named here.
