@@ -71,16 +71,42 @@ public final class MemoryRegion: @unchecked Sendable {
         (base + offset).copyMemory(from: src, byteCount: source.count)
     }
 
+    // Aligned integer accesses are one load or store of the whole value (`load(as:)` of a concrete type per width). A
+    // running guest writes the virtqueue indices while devices read them, and `loadUnaligned` copies through
+    // memcpy, which for 2 bytes reads the word and then its last byte again: a value half old, half new (seen as
+    // avail.idx "jumping" by more than the queue size under load; ConcurrentAccessTests). Unaligned accesses
+    // (never a ring index: the spec aligns the rings) keep the byte-wise copy.
+
     @inline(__always)
     func loadLittleEndian<T: FixedWidthInteger>(_: T.Type, offset: Int) -> T {
         // SAFETY: hostOffset proved offset + MemoryLayout<T>.size <= size; loadUnaligned tolerates any alignment.
-        T(littleEndian: (base + offset).loadUnaligned(as: T.self))
+        let address = base + offset
+        switch MemoryLayout<T>.size {
+        case 1: return T(truncatingIfNeeded: address.load(as: UInt8.self))
+        case 2 where Int(bitPattern: address) % 2 == 0:
+            return T(truncatingIfNeeded: UInt16(littleEndian: address.load(as: UInt16.self)))
+        case 4 where Int(bitPattern: address) % 4 == 0:
+            return T(truncatingIfNeeded: UInt32(littleEndian: address.load(as: UInt32.self)))
+        case 8 where Int(bitPattern: address) % 8 == 0:
+            return T(truncatingIfNeeded: UInt64(littleEndian: address.load(as: UInt64.self)))
+        default: return T(littleEndian: address.loadUnaligned(as: T.self))
+        }
     }
 
     @inline(__always)
     func storeLittleEndian<T: FixedWidthInteger>(_ value: T, offset: Int) {
         // SAFETY: as above.
-        (base + offset).storeBytes(of: value.littleEndian, as: T.self)
+        let address = base + offset
+        switch MemoryLayout<T>.size {
+        case 1: address.storeBytes(of: UInt8(truncatingIfNeeded: value), as: UInt8.self)
+        case 2 where Int(bitPattern: address) % 2 == 0:
+            address.storeBytes(of: UInt16(truncatingIfNeeded: value).littleEndian, as: UInt16.self)
+        case 4 where Int(bitPattern: address) % 4 == 0:
+            address.storeBytes(of: UInt32(truncatingIfNeeded: value).littleEndian, as: UInt32.self)
+        case 8 where Int(bitPattern: address) % 8 == 0:
+            address.storeBytes(of: UInt64(truncatingIfNeeded: value).littleEndian, as: UInt64.self)
+        default: address.storeBytes(of: value.littleEndian, as: T.self)
+        }
     }
 
     @inline(__always)
