@@ -74,7 +74,9 @@ final class NetworkPump: NetworkBackend {
 
 extension NetworkPump {
     /// The virtio-net device for one `--net`, with its backend opened and wired to the event loop.
-    static func makeDevice(for network: NetworkConfiguration, eventLoop: DeviceEventLoop) throws(MachineError) -> NetDevice {
+    /// A listening socket link's file goes into `socketFiles`, for removal when the machine stops.
+    static func makeDevice(for network: NetworkConfiguration, eventLoop: DeviceEventLoop,
+                           socketFiles: inout [OwnedSocketFile]) throws(MachineError) -> NetDevice {
         switch network.backend {
         case let .tap(name):
             let tap: TapDevice
@@ -96,6 +98,7 @@ extension NetworkPump {
             } catch {
                 throw .configuration(.invalidNetwork("socket=\(path)\(listen ? ",listen" : "")", reason: "\(error)"))
             }
+            if let file = link.socketFile { socketFiles.append(file) }
             let pump = NetworkPump(port: link)
             // No offloads: the stream carries bare Ethernet frames, so every frame must be complete (see FrameStream).
             let device = NetDevice(mac: network.mac.bytes, mtu: network.advisedMTU, offloads: false, backend: pump)

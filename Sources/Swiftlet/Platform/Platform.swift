@@ -20,6 +20,8 @@ enum Platform {
         let portBus: PortIOBus
         let mmioBus: MMIOBus
         let pci: PCIRoot
+        /// Socket files the devices' listeners created, removed when the machine stops.
+        let socketFiles: [OwnedSocketFile]
     }
 
     static func acpiConfiguration(vcpuCount: Int) -> ACPIConfiguration {
@@ -62,7 +64,8 @@ enum Platform {
                 try virtioPlatform.attach(disks: virtio.disks, networks: virtio.networks, console: virtioConsole, vsock: virtio.vsock,
                                           to: pci, memory: virtio.memory, router: KVMMSIRouter(vm: vm), eventLoop: virtio.eventLoop)
             }
-            return Attached(serial: serial, virtioConsole: virtioConsole, portBus: ports, mmioBus: mmio, pci: pci)
+            return Attached(serial: serial, virtioConsole: virtioConsole, portBus: ports, mmioBus: mmio, pci: pci,
+                            socketFiles: virtioPlatform.socketFiles.withLock { $0 })
         } catch let error as MachineError {
             throw error
         } catch {

@@ -26,6 +26,8 @@ final class VirtioPlatform: Sendable {
     /// The notify addresses currently registered with KVM, per transport.
     private let registered = Mutex<[PCIAddress: UInt64]>([:])
     private let logger: Logger
+    /// Socket files our listeners created (vsock, `--net socket=...,listen`), removed when the machine stops.
+    let socketFiles = Mutex<[OwnedSocketFile]>([])
 
     init(vm: VirtualMachine, logger: Logger) {
         self.vm = vm
@@ -41,10 +43,13 @@ final class VirtioPlatform: Sendable {
             let bridge = try VsockHostBridge(configuration: vsock, logger: Logger(label: "swiftlet.virtio-vsock"))
             bridge.attach(to: eventLoop)
             devices.append(bridge.device)
+            if let file = bridge.socketFile { socketFiles.withLock { $0.append(file) } }
         }
+        var networkSocketFiles: [OwnedSocketFile] = []
         for network in networks {
-            devices.append(try NetworkPump.makeDevice(for: network, eventLoop: eventLoop))
+            devices.append(try NetworkPump.makeDevice(for: network, eventLoop: eventLoop, socketFiles: &networkSocketFiles))
         }
+        socketFiles.withLock { $0 += networkSocketFiles }
         for disk in disks {
             do {
                 let image = try RawDiskImage(path: disk.path, readOnly: disk.readOnly)

@@ -19,8 +19,8 @@ final class VsockHostBridge: Sendable {
     let device: VsockDevice
     let socketPath: String
     private let listener: Int32
-    /// The listening socket's inode, so that teardown removes our socket file and nobody else's.
-    private let socketInode: UInt
+    /// The socket file, removed when the machine stops (or at teardown) if it is still ours.
+    let socketFile: OwnedSocketFile?
     /// After accept fails for a reason that persists (no fds left), the listener sits out a second rather than
     /// wake the loop at once again.
     private let acceptPausedUntil = Mutex<ContinuousClock.Instant?>(nil)
@@ -28,29 +28,16 @@ final class VsockHostBridge: Sendable {
 
     static let listenBacklog: Int32 = 128
 
-    /// Listens on `configuration.socketPath`, replacing a stale socket left there by an earlier run (a path that
-    /// is not a socket is an error: it may be somebody's file).
+    /// Listens on `configuration.socketPath`, replacing a stale socket left there by an earlier run (a live
+    /// listener's socket, or a path that is not a socket, is an error: it may be somebody else's).
     init(configuration: VsockConfiguration, logger: Logger) throws(MachineError) {
         let path = configuration.socketPath
-        var info = stat()
-        if lstat(path, &info) == 0 {
-            guard info.st_mode & S_IFMT == S_IFSOCK else {
-                throw .configuration(.invalidVsock(path, reason: "the path exists and is not a socket; remove it or choose another path"))
-            }
-            guard unlink(path) == 0 else {
-                throw .configuration(.invalidVsock(path, reason: "cannot remove the stale socket: \(Errno(rawValue: errno))"))
-            }
+        do {
+            listener = try UnixSocket.listen(path: path, backlog: Self.listenBacklog).rawValue
+        } catch {
+            throw .configuration(.invalidVsock(path, reason: "\(error)"))
         }
-        let fd = path.withCString { chost_unix_listen($0, Self.listenBacklog) }
-        guard fd >= 0 else { throw .configuration(.invalidVsock(path, reason: "cannot listen: \(Errno(rawValue: errno))")) }
-        // The file bind(2) just made (fstat on the socket would describe the socket, not the file).
-        guard lstat(path, &info) == 0 else {
-            let error = Errno(rawValue: errno)
-            _ = close(fd)
-            throw .configuration(.invalidVsock(path, reason: "the socket file vanished: \(error)"))
-        }
-        listener = fd
-        socketInode = UInt(info.st_ino)
+        socketFile = OwnedSocketFile(path: path)
         socketPath = path
         self.logger = logger
         device = VsockDevice(guestCID: UInt64(configuration.guestCID), socketPath: path, openListener: { path in
@@ -60,10 +47,7 @@ final class VsockHostBridge: Sendable {
 
     deinit {
         _ = close(listener)
-        var info = stat()
-        if lstat(socketPath, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK, UInt(info.st_ino) == socketInode {
-            _ = unlink(socketPath)
-        }
+        socketFile?.remove()
     }
 
     /// Has `eventLoop` poll the listener and the streams. Changes made on other threads (the driver starting

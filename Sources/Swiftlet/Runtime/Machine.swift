@@ -29,6 +29,9 @@ public final class Machine: Sendable {
     let mmioBus: MMIOBus
     let serial: Serial8250
     let virtioConsole: ConsoleDevice?
+    /// Socket files our listeners created (vsock, `--net socket=...,listen`): removed once the machine stops, as
+    /// the CLI exits without tearing the machine down.
+    let socketFiles: [OwnedSocketFile]
     let stopController: StopController
     let eventLoop: DeviceEventLoop
     let logger: Logger
@@ -107,6 +110,7 @@ public final class Machine: Sendable {
                                           logger: logger)
         serial = platform.serial
         virtioConsole = platform.virtioConsole
+        socketFiles = platform.socketFiles
         portBus = platform.portBus
         mmioBus = platform.mmioBus
 
@@ -177,6 +181,7 @@ public final class Machine: Sendable {
         stopVCPUs(threads)
         eventLoop.stop()
         console?.stop()
+        for file in socketFiles { file.remove() }
         timeline.mark(.stopped)
         return stopController.current ?? .hostError("stopped without a reason")
     }

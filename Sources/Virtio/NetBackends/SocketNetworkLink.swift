@@ -96,13 +96,17 @@ public final class SocketNetworkLink: Sendable {
     }
 
     private let endpoint: Endpoint
+    /// The socket file a listening link created, for removal when the VMM stops.
+    public let socketFile: OwnedSocketFile?
     private let state: Mutex<State>
     private let peerChangeHandler = Mutex<(@Sendable () -> Void)?>(nil)
     private let logger: Logger
 
     /// Listens on `path` (see `UnixSocket.listen` for what may already be there); no peer yet.
     public init(listeningOn path: String, logger: Logger = Logger(label: "swiftlet.net.socket")) throws(UnixSocket.SetupError) {
-        endpoint = .listener(try UnixSocket.listen(path: path), path: path)
+        // A backlog of 1: one peer at a time; a second one waits (or is refused by the backend when accepted).
+        endpoint = .listener(try UnixSocket.listen(path: path, backlog: 1), path: path)
+        socketFile = OwnedSocketFile(path: path)
         state = Mutex(State())
         self.logger = logger
     }
@@ -126,6 +130,7 @@ public final class SocketNetworkLink: Sendable {
             }
         }
         endpoint = .connector(path: path)
+        socketFile = nil
         var initial = State()
         initial.peer = peer
         initial.statistics.peersConnected = 1
@@ -137,6 +142,7 @@ public final class SocketNetworkLink: Sendable {
     /// A link over an already connected stream socket (one end of a socketpair, in tests).
     public init(connected peer: FileDescriptor, logger: Logger = Logger(label: "swiftlet.net.socket")) {
         endpoint = .fixed
+        socketFile = nil
         var initial = State()
         initial.peer = peer
         state = Mutex(initial)

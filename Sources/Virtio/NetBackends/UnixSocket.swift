@@ -28,9 +28,10 @@ public enum UnixSocket {
         }
     }
 
-    /// Listens on `path` for one peer at a time. A socket file left behind by a listener that is gone (connecting
-    /// to it is refused) is replaced; anything else at the path is an error.
-    public static func listen(path: String) throws(SetupError) -> FileDescriptor {
+    /// Listens on `path` (`backlog` connections may wait to be accepted). A socket file left behind by a listener
+    /// that is gone (connecting to it is refused) is replaced; a live listener's socket or any other file at the
+    /// path is an error.
+    public static func listen(path: String, backlog: Int32 = 1) throws(SetupError) -> FileDescriptor {
         var status = stat()
         if lstat(path, &status) == 0 {
             guard status.st_mode & S_IFMT == S_IFSOCK else { throw .notASocket(path: path) }
@@ -40,8 +41,7 @@ public enum UnixSocket {
                 throw .failed(path: path, step: "removing the stale socket", errno: Errno(rawValue: Glibc.errno))
             }
         }
-        // A backlog of 1: one peer at a time; a second one waits (or is refused by the backend when accepted).
-        let raw = path.withCString { chost_unix_listen($0, 1) }
+        let raw = path.withCString { chost_unix_listen($0, backlog) }
         guard raw >= 0 else { throw .failed(path: path, step: "listen", errno: Errno(rawValue: Glibc.errno)) }
         return FileDescriptor(rawValue: raw)
     }
@@ -116,5 +116,30 @@ public enum UnixSocket {
     public static func peerHasClosed(_ fd: FileDescriptor) -> Bool {
         var entry = pollfd(fd: fd.rawValue, events: 0, revents: 0)
         return poll(&entry, 1, 0) == 1 && entry.revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0
+    }
+}
+
+/// The socket file a listener of ours created. The VMM removes it when the machine stops — only if the file there
+/// is still that socket (same device and inode), so a file put at the path since is left alone.
+public struct OwnedSocketFile: Sendable {
+    public let path: String
+    private let device: UInt64
+    private let inode: UInt64
+
+    /// The socket file now at `path` (call right after listening on it); nil if there is none.
+    public init?(path: String) {
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK else { return nil }
+        self.path = path
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+    }
+
+    /// Removes the file if it is still ours.
+    public func remove() {
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK,
+              UInt64(info.st_dev) == device, UInt64(info.st_ino) == inode else { return }
+        _ = unlink(path)
     }
 }
