@@ -1,4 +1,3 @@
-import CHost
 import SystemPackage
 import Synchronization
 import Virtio
@@ -22,9 +21,12 @@ final class UnixSocketStream: VsockHostStream {
     /// Connects to the listener at `path`; a missing or refusing listener throws its errno (ENOENT, ECONNREFUSED,
     /// EAGAIN for a full backlog), and the device then refuses the guest's connection with RST.
     static func connect(to path: String) throws(Errno) -> UnixSocketStream {
-        let fd = path.withCString { chost_unix_connect($0) }
-        guard fd >= 0 else { throw Errno(rawValue: errno) }
-        return UnixSocketStream(descriptor: fd)
+        do {
+            return UnixSocketStream(descriptor: try UnixSocket.connect(path: path).rawValue)
+        } catch {
+            if case let .failed(_, _, errno) = error { throw errno }
+            throw .connectionRefused
+        }
     }
 
     var pollDescriptor: Int32? {
@@ -32,38 +34,21 @@ final class UnixSocketStream: VsockHostStream {
         return fd >= 0 ? fd : nil
     }
 
-    /// recv(2): the bytes read, `[]` at end of file, nil when none are waiting (EAGAIN).
+    /// The bytes read, `[]` at end of file, nil when none are waiting (UnixSocket.receive).
     func read(maximumCount: Int) throws -> [UInt8]? {
         let fd = try openDescriptor()
         var buffer = [UInt8](repeating: 0, count: maximumCount)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count >= 0 {
-                buffer.removeLast(maximumCount - count)
-                return buffer
-            }
-            switch errno {
-            case EINTR: continue
-            case EAGAIN, EWOULDBLOCK: return nil
-            default: throw Errno(rawValue: errno)
-            }
-        }
+        guard let count = try UnixSocket.receive(fd, into: &buffer) else { return nil }
+        buffer.removeLast(maximumCount - count)
+        return buffer
     }
 
-    /// send(2) with MSG_NOSIGNAL: a host program that went away is an EPIPE error (the connection is reset),
-    /// not a SIGPIPE that would kill the VMM. Returns 0 when the socket buffer is full (EAGAIN).
+    /// What the socket takes now, 0 when its buffer is full; a host program that went away is an EPIPE error
+    /// (the connection is reset), never a SIGPIPE that would kill the VMM (UnixSocket.send).
     func write(_ bytes: ArraySlice<UInt8>) throws -> Int {
         let fd = try openDescriptor()
         guard !bytes.isEmpty else { return 0 }
-        while true {
-            let count = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if count >= 0 { return count }
-            switch errno {
-            case EINTR: continue
-            case EAGAIN, EWOULDBLOCK: return 0
-            default: throw Errno(rawValue: errno)
-            }
-        }
+        return try UnixSocket.send(fd, bytes)
     }
 
     func shutdownWrite() {
@@ -75,8 +60,8 @@ final class UnixSocketStream: VsockHostStream {
         if fd >= 0 { _ = Glibc.close(fd) }
     }
 
-    private func openDescriptor() throws(Errno) -> Int32 {
+    private func openDescriptor() throws(Errno) -> FileDescriptor {
         guard let fd = pollDescriptor else { throw .badFileDescriptor }
-        return fd
+        return FileDescriptor(rawValue: fd)
     }
 }
