@@ -59,12 +59,16 @@ let package = Package(
         // libraries at every start, and only the runtime pages a VM touches count against its memory
         // (docs/performance.md has the figures). FoundationEssentials comes in through swift-argument-parser,
         // compiled against the shared one, so its static archive's own dependencies are named here.
+        // They link with lld and startup.order (scripts/order-startup-symbols writes it): the code and data a VM's
+        // start-up touches are packed together, so the kernel maps fewer 64 KiB stretches of the binary.
         .executableTarget(name: "SwiftletCLI", dependencies: [
             "Swiftlet",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
-        ], linkerSettings: [
-            .unsafeFlags(["-static-executable", "-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization"],
+        ], exclude: ["startup.order"], linkerSettings: [
+            .unsafeFlags(["-static-executable", "-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization",
+                          "-use-ld=lld", "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Sources/SwiftletCLI/startup.order",
+                          "-Xlinker", "--no-warn-symbol-ordering"],
                          .when(platforms: [.linux], configuration: .release)),
         ]),
         // scripts/bench's lean runner of raw guests: the library without the CLI's dependencies (docs/performance.md).
