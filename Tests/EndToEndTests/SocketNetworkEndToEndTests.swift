@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 extension TestHostBootTests {
-    @Test("--net socket=PATH,listen and --net socket=PATH: two guests in one test host ping each other and move 16 MiB over TCP intact")
+    @Test("--net socket=PATH,listen and --net socket=PATH: a guest's link is down until a peer connects; two guests in one test host ping each other and move 16 MiB over TCP intact")
     func twoGuestsOnASocketPingEachOther() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftlet-sock-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -24,11 +24,13 @@ extension TestHostBootTests {
             A=$!
             exec 3>/tmp/a-in
             wait_for /tmp/a-out $A 90 -e '~ #'
+            echo 'echo before-peer-carrier""-$(cat /sys/class/net/eth0/carrier)' >&3
+            wait_for /tmp/a-out $A 20 -e before-peer-carrier-
             \(swiftlet) run --memory 256M --net socket=/tmp/n.sock,ip=10.1.0.2/24 < /tmp/b-in > /tmp/b-out 2>&1 &
             B=$!
             exec 4>/tmp/b-in
             wait_for /tmp/b-out $B 90 -e '~ #'
-            echo 'echo mtu-$(cat /sys/class/net/eth0/mtu); ping -c 3 10.1.0.2 && echo A-PING""-OK' >&3
+            echo 'echo mtu-$(cat /sys/class/net/eth0/mtu) with-peer-carrier""-$(cat /sys/class/net/eth0/carrier); ping -c 3 10.1.0.2 && echo A-PING""-OK' >&3
             wait_for /tmp/a-out $A 30 -e A-PING-OK -e 'packet loss'
             echo 'ping -c 3 10.1.0.1 && echo B-PING""-OK' >&4
             wait_for /tmp/b-out $B 30 -e B-PING-OK -e 'packet loss'
@@ -50,7 +52,8 @@ extension TestHostBootTests {
         #expect(lines.contains("A: A-PING-OK"), "output:\n\(result.output)")
         #expect(lines.contains("B: B-PING-OK"), "output:\n\(result.output)")
         #expect(lines.contains { $0.hasPrefix("A: ") && $0.contains("/tmp/n.sock: a peer connected") })
-        #expect(lines.contains("A: mtu-65520"), "the guest took the socket link's MTU")
+        #expect(lines.contains("A: mtu-65520 with-peer-carrier-1"), "the guest took the socket link's MTU; its link is up with a peer")
+        #expect(lines.contains("A: before-peer-carrier-0"), "without a peer the guest's link is down:\n\(result.output)")
         // 16 MiB of random bytes served by guest A arrive intact at guest B: the same checksum on both sides.
         let served = lines.first { $0.hasPrefix("A: ") && $0.hasSuffix("  /srv/blob") }?.dropFirst(3).prefix(32)
         let fetched = lines.first { $0.hasPrefix("B: ") && $0.hasSuffix("  /tmp/blob") }?.dropFirst(3).prefix(32)

@@ -33,6 +33,31 @@ struct NetDeviceTests {
         #expect(device.readConfiguration(offset: 0, width: 1) == 0x52)
     }
 
+    @Test func linkStateIsStatusBitZeroAndAChangeUnderARunningDriverIsAnnounced() throws {
+        let net = try NetHarness()
+        #expect(net.device.readConfiguration(offset: 6, width: 2) == 1)
+        net.device.setLinkUp(false)  // a socket link's peer went away
+        #expect(net.device.readConfiguration(offset: 6, width: 2) == 0)
+        #expect(net.interrupt.configurationChanges == 1)
+        net.device.setLinkUp(false)  // no change, no notification
+        #expect(net.interrupt.configurationChanges == 1)
+        net.device.setLinkUp(true)
+        #expect(net.device.readConfiguration(offset: 6, width: 2) == 1)
+        #expect(net.interrupt.configurationChanges == 2)
+        // The rest of the space is untouched by it.
+        #expect(net.device.readConfiguration(offset: 0, width: 4) == 0x1200_5452)
+        #expect(net.device.readConfiguration(offset: 8, width: 2) == 1)
+
+        // Before DRIVER_OK and after a reset the driver reads the status when it starts: nothing to announce.
+        net.device.reset()
+        net.device.setLinkUp(false)
+        #expect(net.device.readConfiguration(offset: 6, width: 2) == 0)
+        #expect(net.interrupt.configurationChanges == 2)
+        let fresh = NetDevice(mac: NetHarness.mac, backend: RecordingNetworkBackend())
+        fresh.setLinkUp(false)
+        #expect(fresh.readConfiguration(offset: 6, width: 2) == 0)
+    }
+
     @Test func offersMACStatusMergeableBuffersAndOffloads() {
         let device = NetDevice(mac: NetHarness.mac, backend: RecordingNetworkBackend())
         let features = device.deviceFeatures

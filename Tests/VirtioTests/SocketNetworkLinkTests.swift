@@ -282,6 +282,32 @@ struct SocketNetworkLinkTests {
         #expect(listener.withLock { $0 != nil })
     }
 
+    @Test func withoutAPeerTheConnectingSideNamesWhenToTryAgainAndConnectsThen() throws {
+        let path = try Self.temporaryPath("retry.sock")
+        var listener: SocketNetworkLink? = try SocketNetworkLink(listeningOn: path)
+        let link = try SocketNetworkLink(connectingTo: path)
+        let changes = Mutex(0)
+        link.setPeerChangeHandler { changes.withLock { $0 += 1 } }
+        #expect(link.nextReconnectAttempt == nil)  // connected: nothing to retry
+        listener?.acceptPeers()
+        listener = nil
+        var buffer = [UInt8](repeating: 0, count: NetDevice.maximumPacketLength)
+        #expect(Self.waitUntil { _ = link.receiveFrame(into: &buffer); return !link.isConnected })
+        #expect(changes.withLock { $0 } == 1)  // the peer went away (the device's link goes down)
+        // The guest sends nothing while its link is down, so the loop retries at the time the link names.
+        let due = try #require(link.nextReconnectAttempt)
+        #expect(due <= .now + SocketNetworkLink.reconnectInterval)
+        let restarted = try SocketNetworkLink(listeningOn: path)
+        #expect(Self.waitUntil { link.reconnectIfDue(); return link.isConnected })
+        #expect(link.nextReconnectAttempt == nil)
+        #expect(changes.withLock { $0 } == 2)
+        restarted.acceptPeers()
+        #expect(restarted.isConnected)
+        let (mine, theirs) = try Self.pair()
+        defer { try? theirs.close() }
+        #expect(SocketNetworkLink(connected: mine).nextReconnectAttempt == nil)  // nothing to reconnect to
+    }
+
     @Test func theConnectingSideConnectsAgainWhenItsGuestSendsAfterTheListenerCameBack() throws {
         let path = try Self.temporaryPath("again.sock")
         var listener: SocketNetworkLink? = try SocketNetworkLink(listeningOn: path)

@@ -103,7 +103,7 @@ extension NetworkPump {
             // No offloads: the stream carries bare Ethernet frames, so every frame must be complete (see FrameStream).
             let device = NetDevice(mac: network.mac.bytes, mtu: network.advisedMTU, offloads: false, backend: pump)
             pump.attach(to: device, eventLoop: eventLoop)
-            link.attachConnectionSources(to: eventLoop)
+            link.attachConnectionSources(to: eventLoop, device: device)
             return device
         }
     }

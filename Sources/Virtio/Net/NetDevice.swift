@@ -65,7 +65,8 @@ public final class NetDevice: VirtioDevice {
     public var deviceFeatures: UInt64 { config.offeredFeatures(offloads: offloads) }
     public var configurationSize: Int { VirtioNetConfig.size }
 
-    public let config: VirtioNetConfig
+    /// The configuration space: fixed at creation but for the link state (`setLinkUp`).
+    public var config: VirtioNetConfig { link.withLock { $0.config } }
     public let offloads: Bool
     public let backend: any NetworkBackend
 
@@ -98,7 +99,14 @@ public final class NetDevice: VirtioDevice {
         var statistics = NetDeviceStatistics()
     }
 
+    private struct Link {
+        var config: VirtioNetConfig
+        /// Set while the driver is running: where a link change is announced.
+        var interrupt: (any VirtioInterrupt)?
+    }
+
     private let logger: Logger
+    private let link: Mutex<Link>
     private let receive = Mutex(ReceiveSide())
     private let transmit = Mutex(TransmitSide())
 
@@ -109,7 +117,7 @@ public final class NetDevice: VirtioDevice {
         mac: [UInt8], mtu: UInt16? = nil, offloads: Bool = true, backend: any NetworkBackend,
         logger: Logger = Logger(label: "swiftlet.virtio-net")
     ) {
-        self.config = VirtioNetConfig(mac: mac, mtu: mtu)
+        self.link = Mutex(Link(config: VirtioNetConfig(mac: mac, mtu: mtu)))
         self.offloads = offloads
         self.backend = backend
         self.logger = logger
@@ -134,6 +142,18 @@ public final class NetDevice: VirtioDevice {
 
     public func readConfiguration(offset: Int, width: Int) -> UInt64 { config.read(offset: offset, width: width) }
 
+    /// Sets `status`'s VIRTIO_NET_S_LINK_UP — down while the backend has nowhere to send, like a NIC whose cable is
+    /// out — and, when it changed under a running driver, sends a configuration change notification, on which the
+    /// driver rereads it (Linux turns the interface's carrier on or off). Callable from any thread.
+    public func setLinkUp(_ up: Bool) {
+        let interrupt = link.withLock { link -> (any VirtioInterrupt)? in
+            guard link.config.linkUp != up else { return nil }
+            link.config.linkUp = up
+            return link.interrupt
+        }
+        interrupt?.signalConfigurationChange()
+    }
+
     /// Read-only for a modern driver (the MAC changes only through the control queue, not offered).
     public func writeConfiguration(offset: Int, width: Int, value: UInt64) {}
 
@@ -148,6 +168,7 @@ public final class NetDevice: VirtioDevice {
         }
         let interrupt = activation.interrupt
         let mergeable = activation.features & VirtioNetFeature.mergeableReceiveBuffers != 0
+        link.withLock { $0.interrupt = interrupt }
         transmit.withLock {
             $0.running = TransmitQueue(queue: transmitQueue, interrupt: interrupt, features: activation.features)
         }
@@ -164,6 +185,7 @@ public final class NetDevice: VirtioDevice {
 
     /// Drops both queues and any held receive chains (the driver forgets them at reset anyway).
     public func reset() {
+        link.withLock { $0.interrupt = nil }
         transmit.withLock { $0.running = nil }
         receive.withLock { $0.running = nil }
     }

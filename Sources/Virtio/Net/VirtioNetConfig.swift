@@ -63,20 +63,27 @@ public struct VirtioNetConfig: Sendable, Equatable {
 
     public let mac: [UInt8]
     public let mtu: UInt16?
-    public let bytes: ConfigurationSpace
+    /// `status`'s VIRTIO_NET_S_LINK_UP: false while the backend has nowhere to send (a socket link without a
+    /// peer), as on a NIC whose cable is out. The driver rereads `status` on a configuration change notification.
+    public var linkUp: Bool
 
     /// `mac` must be 6 bytes (a programmer error otherwise: the command line validates it first). `mtu`, when
     /// given, is offered with VIRTIO_NET_F_MTU; the spec asks for at least 68 (§5.1.4.1).
-    public init(mac: [UInt8], mtu: UInt16? = nil) {
+    public init(mac: [UInt8], mtu: UInt16? = nil, linkUp: Bool = true) {
         precondition(mac.count == 6, "a MAC address is 6 bytes")
         self.mac = mac
         self.mtu = mtu
+        self.linkUp = linkUp
+    }
+
+    /// The 12 bytes the driver reads.
+    public var bytes: ConfigurationSpace {
         var space = ConfigurationSpace(size: Self.size)
         for (index, byte) in mac.enumerated() { space.set(byte, at: Self.macOffset + index) }
-        space.set(Self.statusLinkUp, at: Self.statusOffset)
+        space.set(linkUp ? Self.statusLinkUp : 0, at: Self.statusOffset)
         space.set(UInt16(1), at: Self.maximumQueuePairsOffset)
         space.set(mtu ?? 0, at: Self.mtuOffset)
-        bytes = space
+        return space
     }
 
     /// The device feature bits: MAC, STATUS and MRG_RXBUF always, MTU when an MTU is set, and the offloads when

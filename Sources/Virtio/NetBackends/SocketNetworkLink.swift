@@ -51,8 +51,9 @@ public enum SocketNetworkLinkError: Error, Equatable, Sendable, CustomStringConv
 ///
 /// One peer at a time. The listening side takes a new peer when the old one has gone (a second one while the first
 /// is connected is refused and closed); the connecting side connects once at start, waiting a short while for the
-/// listener, and after losing its peer connects again when its guest next sends, at most once a second. Without
-/// a peer, the guest's frames are dropped, as on a NIC whose cable is out.
+/// listener, and after losing its peer connects again at most once a second (`nextReconnectAttempt`, and on a
+/// send). Without a peer, the guest's frames are dropped, as on a NIC whose cable is out — and the VMM shows the
+/// guest its link down (`NetDevice.setLinkUp`, on the peer change handler).
 ///
 /// Nothing blocks: the socket is non-blocking. Frames the socket does not take at once are queued, up to
 /// `maximumQueuedBytes`, and written when it becomes writable (`outputFD`, `flushOutput`); past that, new frames
@@ -155,7 +156,7 @@ public final class SocketNetworkLink: Sendable {
     }
 
     /// Called, with no lock held, when a peer connects or goes away and when frames start waiting for the socket:
-    /// the fds to watch have changed.
+    /// the fds to watch (and `isConnected`) may have changed.
     public func setPeerChangeHandler(_ handler: (@Sendable () -> Void)?) {
         peerChangeHandler.withLock { $0 = handler }
     }
@@ -236,7 +237,20 @@ public final class SocketNetworkLink: Sendable {
         peerChangeHandler.withLock { $0 }?()
     }
 
+    /// Connecting side without a peer: when the next connection attempt is due; nil otherwise. Whoever runs the
+    /// link's loop calls `reconnectIfDue()` then (the guest sends nothing while its link is down, so sending cannot
+    /// be what retries).
+    public var nextReconnectAttempt: ContinuousClock.Instant? {
+        guard case .connector = endpoint else { return nil }
+        return state.withLock { $0.peer == nil ? $0.nextConnectAttempt : nil }
+    }
+
     /// Connecting side without a peer: one connection attempt, unless one was made less than a second ago.
+    public func reconnectIfDue() {
+        let changed = state.withLock { reconnectIfDue(&$0) }
+        if changed { notifyPeerChange() }
+    }
+
     private func reconnectIfDue(_ state: inout State) -> Bool {
         guard case let .connector(path) = endpoint, state.peer == nil, ContinuousClock.now >= state.nextConnectAttempt else {
             return false
