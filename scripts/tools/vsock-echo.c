@@ -82,13 +82,19 @@ static int vsock_listener(unsigned port) {
     return fd;
 }
 
-static int unix_listener(const char *path) {
+/* The address of the Unix socket at `path`; a path too long for it ends the program. */
+static struct sockaddr_un unix_address(const char *path) {
     struct sockaddr_un address = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof address.sun_path) {
         fprintf(stderr, "vsock-echo: path too long: %s\n", path);
         exit(1);
     }
     strcpy(address.sun_path, path);
+    return address;
+}
+
+static int unix_listener(const char *path) {
+    struct sockaddr_un address = unix_address(path);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0) fail(3, "socket(AF_UNIX)");
     unlink(path);
@@ -172,12 +178,7 @@ static int vsock_connect(unsigned cid, unsigned port) {
 /* Connects to the device socket and does the CONNECT/OK handshake; the OK line is read byte by byte so that
    no stream data after it is swallowed. */
 static int unix_connect(const char *path, unsigned port) {
-    struct sockaddr_un address = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof address.sun_path) {
-        fprintf(stderr, "vsock-echo: path too long: %s\n", path);
-        exit(1);
-    }
-    strcpy(address.sun_path, path);
+    struct sockaddr_un address = unix_address(path);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0) fail(3, "socket(AF_UNIX)");
     if (connect(fd, (struct sockaddr *)&address, sizeof address) < 0) fail(2, "connect");
