@@ -31,12 +31,17 @@ extension TestHostBootTests {
         let script = directory.appendingPathComponent("vsock.sh").path
         try """
             T=\(tool)
+            # If swiftlet ends early, typing into its FIFO must fail, not kill this script before it prints the logs.
+            trap '' PIPE
             mkfifo /tmp/vs-in
             \(swiftlet) run --initrd \(initrd) --vsock cid=3,socket=/tmp/v.sock < /tmp/vs-in > /tmp/vs-out 2>&1 &
+            S=$!
             exec 3>/tmp/vs-in
             $T unix-listen /tmp/v.sock_6000 1 > /tmp/host-listener.log 2>&1 &
+            L=$!
             head -c 1048576 /dev/urandom > /tmp/blob
-            wait_for() { n=0; until grep -q "$1" /tmp/vs-out || [ $n -gt 600 ]; do sleep 0.2; n=$((n+1)); done; }
+            # Until the console shows $1, swiftlet has exited, or 120 s have passed.
+            wait_for() { n=0; until grep -q "$1" /tmp/vs-out || ! kill -0 $S 2>/dev/null || [ $n -gt 600 ]; do sleep 0.2; n=$((n+1)); done; }
             wait_for '~ #'
             echo 'vsock-echo listen 5000 1 &' >&3
             wait_for 'listening on vsock port 5000'
@@ -53,7 +58,9 @@ extension TestHostBootTests {
             echo "host-send-status=$?"
             wait_for 'sink received'
             echo 'poweroff -f' >&3
-            wait
+            wait $S; echo "swiftlet-status=$?"
+            # The host listener ends after its one connection; if the guest never made it, it is stopped here.
+            n=0; while kill -0 $L 2>/dev/null && [ $n -lt 25 ]; do sleep 0.2; n=$((n+1)); done; kill $L 2>/dev/null
             echo "--- host listener"; cat /tmp/host-listener.log
             echo "--- swiftlet"; cat /tmp/vs-out
             """.write(toFile: script, atomically: true, encoding: .utf8)
