@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        // The REST API's HTTP/1.1 server on a Unix socket (NIOHTTP1 parses every request; nothing hand-written).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
     ],
     targets: [
         // <linux/kvm.h>, request numbers and fixed-arity ioctl helpers. Nothing else.
@@ -55,6 +57,15 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
+        // The control plane: Firecracker's REST API on a Unix socket (NIO on its own thread), its JSON resources
+        // (strictly decoded), the pre-boot resource store and the one action enum every request becomes.
+        .target(name: "SwiftletAPI", dependencies: [
+            "Swiftlet",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Release builds of `swiftlet` are static executables: no dynamic loader, no relocation of 14 shared
         // libraries at every start, and only the runtime pages a VM touches count against its memory
         // (docs/performance.md has the figures). FoundationEssentials comes in through swift-argument-parser,
@@ -62,7 +73,7 @@ let package = Package(
         // They link with lld and startup.order (scripts/order-startup-symbols writes it): the code and data a VM's
         // start-up touches are packed together, so the kernel maps fewer 64 KiB stretches of the binary.
         .executableTarget(name: "SwiftletCLI", dependencies: [
-            "Swiftlet",
+            "Swiftlet", "SwiftletAPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["startup.order"], linkerSettings: [
@@ -81,6 +92,10 @@ let package = Package(
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
         // Virtio devices and the virtio-pci transport, driven from the guest driver's side (TestDriver, PCIDriver).
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "VirtioPCI", "Devices", "GuestMemory"]),
+        // The API driven as a client would: requests in, status codes and JSON out, against a fake machine.
+        .testTarget(name: "APITests", dependencies: ["SwiftletAPI", "Swiftlet"]),
+        // Metrics in Firecracker's format and the Firecracker-style log line, checked against their documented shape.
+        .testTarget(name: "ObservabilityTests", dependencies: ["Swiftlet", "Virtio"]),
         .testTarget(name: "KVMTests", dependencies: ["Swiftlet", "KVM", "GuestMemory", "Boot", "Devices"]),
         // Run the built `swiftlet` binary as a subprocess (swift test builds it first).
         .testTarget(name: "CLITests", dependencies: []),

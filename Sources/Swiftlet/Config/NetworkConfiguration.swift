@@ -23,12 +23,17 @@ public struct NetworkConfiguration: Sendable, Equatable {
     /// The MTU the device advises (VIRTIO_NET_F_MTU; Linux's virtio_net takes it as the interface's MTU). nil: the
     /// backend's default, `defaultMTU(for:)`.
     public var mtu: UInt16?
+    /// The interface's name in the control plane (Firecracker's `iface_id`); nil for interfaces given on the
+    /// command line, which the API then names by position (`net0`, `net1`, ...).
+    public var id: String?
 
     /// What `mtu=` accepts: IPv4's minimum (Linux's ETH_MIN_MTU) up to what a socket link's frames can hold with
     /// a VLAN tag (`FrameStream.frameLengths`).
     public static let mtuRange: ClosedRange<UInt16> = 68...65520
 
-    public init(backend: Backend, mac: MACAddress, address: IPv4Interface? = nil, gateway: IPv4Address? = nil, mtu: UInt16? = nil) {
+    public init(backend: Backend, mac: MACAddress, address: IPv4Interface? = nil, gateway: IPv4Address? = nil, mtu: UInt16? = nil,
+                id: String? = nil) {
+        self.id = id
         self.backend = backend
         self.mac = mac
         self.address = address
