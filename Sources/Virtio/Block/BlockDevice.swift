@@ -44,6 +44,10 @@ public final class BlockDevice: VirtioDevice {
 
     private let logger: Logger
     private let running = Mutex<Running?>(nil)
+    private let counters = BlockDeviceCounters()
+
+    /// What the device counted since it was created: cheap (relaxed atomic loads), callable from any thread.
+    public var statistics: BlockDeviceStatistics { counters.snapshot }
 
     /// A disk backed by `image` (usually a `RawDiskImage`). `readOnly` offers VIRTIO_BLK_F_RO and refuses writes;
     /// a read-only backend is always presented read-only. Throws `.idTooLong` when `id` exceeds the 20 bytes
@@ -70,13 +74,16 @@ public final class BlockDevice: VirtioDevice {
 
     public func activate(_ activation: VirtioActivation) throws {
         guard let queue = activation.queues.first ?? nil else {
+            counters.activationFailures.bump()
             throw VirtioError.activationFailed("virtio-blk: the driver did not enable the request queue")
         }
         let handler: BlockRequestHandler
         do {
             handler = try BlockRequestHandler(
-                backend: backend, config: config, id: id, negotiatedFeatures: activation.features, logger: logger)
+                backend: backend, config: config, id: id, negotiatedFeatures: activation.features,
+                counters: counters, logger: logger)
         } catch {
+            counters.activationFailures.bump()
             throw VirtioError.activationFailed("virtio-blk: \(error)")
         }
         running.withLock {
@@ -90,6 +97,7 @@ public final class BlockDevice: VirtioDevice {
 
     public func queueNotified(index: Int) {
         guard index == 0 else { return }
+        counters.queueNotifications.bump()
         running.withLock { state in
             guard var current = state else { return }
             // A broken ring: stop using it until the driver resets the device.
@@ -102,7 +110,9 @@ public final class BlockDevice: VirtioDevice {
         do {
             let handler = state.handler, memory = state.memory
             var guestErrors = state.guestErrors
+            let counters = self.counters
             let interrupt = try state.queue.serveAvailable(malformed: { head, reason in
+                counters.invalidRequests.bump()
                 guestErrors += 1
                 // The first few, then one in a thousand: a looping guest must not flood the log.
                 if guestErrors <= 10 || guestErrors % 1000 == 0 {
@@ -115,6 +125,7 @@ public final class BlockDevice: VirtioDevice {
             state.guestErrors = guestErrors
             if interrupt { state.interrupt.signalUsedBuffers(queue: 0) }
         } catch {
+            counters.queueFailures.bump()
             logger.error("virtio-blk: \(error); the device needs a reset")
             state.interrupt.deviceNeedsReset(error)
             return false

@@ -35,12 +35,15 @@ public final class BlockRequestHandler: Sendable {
     private let logger: Logger
     private let guestErrorLog = RateLimitedCounter()
     private let hostErrorLog = RateLimitedCounter()
+    /// Requests and bytes by kind, refusals and failures (the device passes its own, which outlive a handler).
+    public let counters: BlockDeviceCounters
 
     /// `config` is usually `VirtioBlockConfig(capacityBytes: backend.capacity, readOnly: backend.isReadOnly, ...)`.
     /// `negotiatedFeatures`: the driver's accepted feature bits, once known (nil: all offered ones).
     /// Throws when `id` is longer than 20 bytes.
     public init(
         backend: any BlockBackend, config: VirtioBlockConfig, id: String?, negotiatedFeatures: UInt64? = nil,
+        counters: BlockDeviceCounters = BlockDeviceCounters(),
         logger: Logger = Logger(label: "swiftlet.virtio-blk")
     ) throws(BlockError) {
         precondition(config.capacity << VirtioBlock.sectorShift <= backend.capacity, "config capacity exceeds the backend")
@@ -49,6 +52,7 @@ public final class BlockRequestHandler: Sendable {
         self.config = config
         self.serial = try VirtioBlockConfig.serial(for: id)
         self.limits = config.requestLimits(negotiated: negotiatedFeatures)
+        self.counters = counters
         self.logger = logger
     }
 
@@ -58,6 +62,7 @@ public final class BlockRequestHandler: Sendable {
             let request = try BlockRequest.parse(segments, memory: memory, limits: limits)
             return execute(request, memory: memory)
         } catch {
+            counters.invalidRequests.bump()
             if guestErrorLog.shouldLog() {
                 logger.warning(
                     "virtio-blk: refused guest request: \(error.reason)",
@@ -77,10 +82,15 @@ public final class BlockRequestHandler: Sendable {
             case let .read(sector, segments):
                 try backend.read(at: sector << VirtioBlock.sectorShift, into: segments, memory: memory)
                 dataBytes = BlockRequest.totalLength(segments)
+                counters.readRequests.bump()
+                counters.readBytes.bump(dataBytes)
             case let .write(sector, segments):
                 try backend.write(at: sector << VirtioBlock.sectorShift, from: segments, memory: memory)
+                counters.writeRequests.bump()
+                counters.writeBytes.bump(BlockRequest.totalLength(segments))
             case .flush:
                 try backend.flush()
+                counters.flushes.bump()
             case let .getID(segments):
                 try scatter(serial, into: segments, memory: memory)
                 dataBytes = UInt64(serial.count)
@@ -94,6 +104,7 @@ public final class BlockRequestHandler: Sendable {
                 }
             }
         } catch {
+            counters.failedRequests.bump()
             if hostErrorLog.shouldLog() {
                 logger.error(
                     "virtio-blk: host I/O error, answering IOERR: \(error)",
