@@ -28,4 +28,15 @@ public final class EventFD: Sendable {
         let count = withUnsafeMutableBytes(of: &value) { (try? fd.read(into: $0)) ?? 0 }
         return count == 8 ? value : nil
     }
+
+    /// Waits until the counter is non-zero (without consuming it) or `milliseconds` pass (-1: no limit).
+    /// Returns whether it became readable. EINTR is retried with the whole timeout, which only lengthens a wait.
+    public func wait(milliseconds: Int32) -> Bool {
+        var descriptor = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
+        while true {
+            let ready = poll(&descriptor, 1, milliseconds)
+            if ready < 0, errno == EINTR { continue }
+            return ready > 0
+        }
+    }
 }

@@ -22,6 +22,7 @@ enum Platform {
         let pci: PCIRoot
         /// Socket files the devices' listeners created, removed when the machine stops.
         let socketFiles: [OwnedSocketFile]
+        let registry: DeviceRegistry
     }
 
     static func acpiConfiguration(vcpuCount: Int) -> ACPIConfiguration {
@@ -43,8 +44,8 @@ enum Platform {
                                 onFirstOutput: { timeline.mark(.firstConsoleByte) })
         do {
             try ports.register(serial, base: Serial8250.com1Base, length: Serial8250.portCount, name: "COM1")
-            try ports.register(I8042(interrupt: KVMInterruptLine(vm: vm, gsi: I8042.keyboardIRQ), onReset: { stop.request(.reset) }),
-                               base: I8042.basePort, length: I8042.portCount, name: "i8042")
+            let i8042 = I8042(interrupt: KVMInterruptLine(vm: vm, gsi: I8042.keyboardIRQ), onReset: { stop.request(.reset) })
+            try ports.register(i8042, base: I8042.basePort, length: I8042.portCount, name: "i8042")
             try ports.register(CMOSRTC(), base: CMOSRTC.basePort, length: CMOSRTC.portCount, name: "CMOS RTC")
             try ports.register(SystemControlPortA(onReset: { stop.request(.reset) }), base: 0x92, length: 1, name: "system control port A")
             try QuietPorts.register(on: &ports)
@@ -64,8 +65,11 @@ enum Platform {
                 try virtioPlatform.attach(disks: virtio.disks, networks: virtio.networks, console: virtioConsole, vsock: virtio.vsock,
                                           to: pci, memory: virtio.memory, router: KVMMSIRouter(vm: vm), eventLoop: virtio.eventLoop)
             }
+            let attached = virtioPlatform.attached.withLock { $0 }
+            let registry = DeviceRegistry(serial: serial, i8042: i8042, drives: attached.drives,
+                                          networkInterfaces: attached.networkInterfaces, vsock: attached.vsock)
             return Attached(serial: serial, virtioConsole: virtioConsole, portBus: ports, mmioBus: mmio, pci: pci,
-                            socketFiles: virtioPlatform.socketFiles.withLock { $0 })
+                            socketFiles: virtioPlatform.socketFiles.withLock { $0 }, registry: registry)
         } catch let error as MachineError {
             throw error
         } catch {

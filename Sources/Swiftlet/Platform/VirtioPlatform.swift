@@ -28,6 +28,8 @@ final class VirtioPlatform: Sendable {
     private let logger: Logger
     /// Socket files our listeners created (vsock, `--net socket=...,listen`), removed when the machine stops.
     let socketFiles = Mutex<[OwnedSocketFile]>([])
+    /// The devices attached, by control-plane id, for the machine's `DeviceRegistry`.
+    let attached = Mutex<(drives: [DeviceRegistry.Drive], networkInterfaces: [DeviceRegistry.NetworkInterface], vsock: VsockDevice?)>(([], [], nil))
 
     init(vm: VirtualMachine, logger: Logger) {
         self.vm = vm
@@ -43,17 +45,22 @@ final class VirtioPlatform: Sendable {
             let bridge = try VsockHostBridge(configuration: vsock, logger: Logger(label: "swiftlet.virtio-vsock"))
             bridge.attach(to: eventLoop)
             devices.append(bridge.device)
+            attached.withLock { $0.vsock = bridge.device }
             if let file = bridge.socketFile { socketFiles.withLock { $0.append(file) } }
         }
         var networkSocketFiles: [OwnedSocketFile] = []
-        for network in networks {
-            devices.append(try NetworkPump.makeDevice(for: network, eventLoop: eventLoop, socketFiles: &networkSocketFiles))
+        for (index, network) in networks.enumerated() {
+            let device = try NetworkPump.makeDevice(for: network, eventLoop: eventLoop, socketFiles: &networkSocketFiles)
+            devices.append(device)
+            attached.withLock { $0.networkInterfaces.append(.init(id: network.id ?? "net\(index)", device: device)) }
         }
         socketFiles.withLock { $0 += networkSocketFiles }
-        for disk in disks {
+        for (index, disk) in disks.enumerated() {
             do {
                 let image = try RawDiskImage(path: disk.path, readOnly: disk.readOnly)
-                devices.append(try BlockDevice(image: image, id: disk.id, readOnly: disk.readOnly))
+                let device = try BlockDevice(image: image, id: disk.id, readOnly: disk.readOnly)
+                devices.append(device)
+                attached.withLock { $0.drives.append(.init(id: disk.id ?? "drive\(index)", device: device)) }
             } catch {
                 throw .configuration(.invalidDisk(disk.path, reason: "\(error)"))
             }

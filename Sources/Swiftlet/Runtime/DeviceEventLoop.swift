@@ -54,11 +54,18 @@ final class DeviceEventLoop: @unchecked Sendable {
     private var groups: [Group] = []
     private let wakeup: EventFD
     private let stopping = Atomic<Bool>(false)
+    /// Pause: the loop finishes the round it is in (so no device request is left half done: every handler runs
+    /// to completion on this thread), acknowledges on `parked`, and waits for `resume()` or `stop()`.
+    private let pauseRequested = Atomic<Bool>(false)
+    private let parked: EventFD
     /// The loop thread's pthread_t once it runs (0 before), so `reconsider()` can tell its own calls apart.
     private let loopThread = Atomic<UInt>(0)
     private var thread: HostThread?
 
-    init() throws(KVMError) { wakeup = try EventFD() }
+    init() throws(KVMError) {
+        wakeup = try EventFD()
+        parked = try EventFD(nonBlocking: true)
+    }
 
     /// Calls `handler` on the loop's thread each time `fd` is signalled (several signals may merge into one call).
     func add(_ fd: EventFD, handler: @escaping @Sendable () -> Void) {
@@ -110,6 +117,22 @@ final class DeviceEventLoop: @unchecked Sendable {
         self.thread = nil
     }
 
+    /// Quiesces the loop: returns true once it is parked between rounds (at once if it never started), false if
+    /// it did not acknowledge within `milliseconds` (a handler stuck in a system call).
+    func pause(milliseconds: Int32) -> Bool {
+        guard thread != nil else { return true }
+        _ = parked.consume()
+        pauseRequested.store(true, ordering: .releasing)
+        wakeup.signal()
+        return parked.wait(milliseconds: milliseconds)
+    }
+
+    /// Lets a paused loop go on; its next round polls every source afresh.
+    func resume() {
+        pauseRequested.store(false, ordering: .releasing)
+        wakeup.signal()
+    }
+
     private func run() {
         loopThread.store(pthread_self(), ordering: .relaxed)
         var fds: [pollfd] = []
@@ -141,6 +164,15 @@ final class DeviceEventLoop: @unchecked Sendable {
             if fds[0].revents != 0 {
                 _ = wakeup.consume()
                 if stopping.load(ordering: .acquiring) { return }
+                if pauseRequested.load(ordering: .acquiring) {
+                    // Sources that were ready stay ready (level-triggered poll): they are served after resume.
+                    parked.signal()
+                    while pauseRequested.load(ordering: .acquiring), !stopping.load(ordering: .acquiring) {
+                        if wakeup.wait(milliseconds: -1) { _ = wakeup.consume() }
+                    }
+                    if stopping.load(ordering: .acquiring) { return }
+                    continue
+                }
             }
             for (index, source) in sources.enumerated() where fds[index + 1].revents != 0 {
                 source.handler(fds[index + 1].revents)

@@ -37,6 +37,9 @@ final class HostThread: @unchecked Sendable {
 
     func join() { pthread_join(thread, nil) }
 
+    /// Lets the thread's resources go when it ends, for a thread nobody joins.
+    func detach() { pthread_detach(thread) }
+
     /// Interrupts a blocking system call in this thread (KVM_RUN returns EINTR).
     func kick() { pthread_kill(thread, KickSignal.number) }
 }
@@ -68,10 +71,10 @@ enum KickSignal {
 
 /// The termination signals the VMM handles by stopping the guest cleanly. They are blocked in every thread
 /// and read synchronously from a signalfd by the thread that waits for the machine to stop.
-enum TerminationSignals {
-    static let numbers: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+public enum TerminationSignals {
+    public static let numbers: [Int32] = [SIGINT, SIGTERM, SIGHUP]
 
-    static var set: sigset_t {
+    public static var set: sigset_t {
         var set = sigset_t()
         sigemptyset(&set)
         for signal in numbers { sigaddset(&set, signal) }
@@ -79,13 +82,13 @@ enum TerminationSignals {
     }
 
     /// Blocks the termination signals in the calling thread (and so in threads it creates afterwards).
-    static func block() {
+    public static func block() {
         var mask = set
         pthread_sigmask(SIG_BLOCK, &mask, nil)
     }
 
     /// Restores default delivery, e.g. for a library user after the machine stopped.
-    static func unblock() {
+    public static func unblock() {
         var mask = set
         pthread_sigmask(SIG_UNBLOCK, &mask, nil)
     }

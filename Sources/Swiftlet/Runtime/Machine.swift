@@ -13,9 +13,11 @@ import Glibc
 
 /// One guest: KVM objects, guest RAM, devices and vCPUs, built from a `MachineConfiguration`.
 ///
-/// Build with `init` (nothing runs yet), then `run()` blocks until the guest stops and returns why. Threads:
-/// one per vCPU (KVM_RUN and exit dispatch), one reading the console input, and the caller's thread, which
-/// waits for a stop reason or a termination signal and then stops and joins the others.
+/// Build with `init` (nothing runs yet: the machine is `.stopped`), then either `run()`, which starts it and
+/// blocks until it stops (the CLI), or drive it with `start()`, `pause()`, `resume()`, `requestStop()` and
+/// `stop()` from any thread (the API; Machine+Lifecycle.swift). Threads: one per vCPU (KVM_RUN and exit
+/// dispatch), the device event loop, one reading the console input, and a supervisor that tears the machine
+/// down once a stop reason is set.
 public final class Machine: Sendable {
     public let configuration: MachineConfiguration
     /// What the loader did, in words ("bzImage, protocol 2.15, payload lz4 unpacked in the host, ...").
@@ -35,6 +37,12 @@ public final class Machine: Sendable {
     let stopController: StopController
     let eventLoop: DeviceEventLoop
     let logger: Logger
+    /// Devices reachable after boot by their control-plane ids (Ctrl-Alt-Del, drive updates, metrics).
+    public let devices: DeviceRegistry
+    /// Where vCPUs park while paused.
+    let gate: PauseGate
+    /// The lifecycle's state and threads (Machine+Lifecycle.swift).
+    let lifecycle: LifecycleBox
 
     /// Guest-physical pages KVM needs for its own use on Intel hosts; they sit just below the IOAPIC, in the
     /// MMIO hole where no RAM or device is.
@@ -73,6 +81,8 @@ public final class Machine: Sendable {
             self.vm = vm
             stopController = try StopController()
             self.stopController = stopController
+            gate = try PauseGate()
+            lifecycle = try LifecycleBox()
         } catch let error as MachineError {
             throw error
         } catch let error as KVMError {
@@ -113,6 +123,7 @@ public final class Machine: Sendable {
         socketFiles = platform.socketFiles
         portBus = platform.portBus
         mmioBus = platform.mmioBus
+        devices = platform.registry
 
         // vCPUs: CPUID, MSRs, FPU, local APIC pins; the boot CPU also gets the loader's entry state. The others
         // wait in KVM for the INIT/SIPI the guest sends through the in-kernel local APIC.
@@ -135,96 +146,12 @@ public final class Machine: Sendable {
         timeline.mark(.machineBuilt)
     }
 
-    /// Runs the guest until it stops; returns why. Call once.
-    ///
-    /// Termination signals (SIGINT, SIGTERM, SIGHUP) are blocked in the calling thread for the duration and
-    /// read from a signalfd, so they stop the guest cleanly and restore the terminal.
-    public func run(timeout: Double? = nil, attachConsoleInput: Bool = true) -> StopReason {
-        KickSignal.install()
-        TerminationSignals.block()
-        defer { TerminationSignals.unblock() }
-        let terminal = attachConsoleInput ? RawTerminal() : nil
-        defer { terminal?.restore() }
-
-        var signalSet = TerminationSignals.set
-        let signalFD = signalfd(-1, &signalSet, Int32(SFD_CLOEXEC))
-        defer { if signalFD >= 0 { close(signalFD) } }
-
-        let console: ConsoleInput?
-        do {
-            if attachConsoleInput {
-                let stop = stopController
-                console = try ConsoleInput(watchEscape: RawTerminal.stdinIsTerminal,
-                                           deliver: { [self] in self.sendConsoleInput($0) },
-                                           onEscapeStop: { stop.request(.stopRequested) })
-                try console?.start()
-            } else {
-                console = nil
-            }
-        } catch {
-            return .hostError("\(error)")
-        }
-
-        do { try eventLoop.start() } catch { return .hostError("\(error)") }
-        var threads: [HostThread] = []
-        for vcpu in vcpus {
-            let runner = VCPURunner(vcpu: vcpu, portBus: portBus, mmioBus: mmioBus, stop: stopController, timeline: timeline, logger: logger)
-            do {
-                threads.append(try HostThread(name: "vcpu\(vcpu.id)") { runner.run() })
-            } catch {
-                stopController.request(.hostError("\(error)"))
-                break
-            }
-        }
-
-        waitForStop(signalFD: signalFD, timeout: timeout)
-        stopVCPUs(threads)
-        eventLoop.stop()
-        console?.stop()
-        for file in socketFiles { file.remove() }
-        timeline.mark(.stopped)
-        return stopController.current ?? .hostError("stopped without a reason")
-    }
-
     /// Queues bytes as if typed on the console (the UART's receive side). Callable from any thread.
     /// Returns how many bytes were taken (the input queue is bounded: retry the rest later).
     @discardableResult
     public func sendConsoleInput<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Int {
         if let virtioConsole { return virtioConsole.enqueueInput(bytes) }
         return serial.enqueueInput(bytes)
-    }
-
-    /// Asks the machine to stop; `run()` returns `.stopRequested` shortly after. Callable from any thread.
-    public func requestStop() { stopController.request(.stopRequested) }
-
-    /// Blocks until a stop reason is set or a termination signal arrives.
-    private func waitForStop(signalFD: Int32, timeout: Double?) {
-        var fds = [pollfd(fd: stopController.wakeup.fd.rawValue, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
-        let deadline = timeout.map { BootTimeline.now() + UInt64($0 * 1e9) }
-        while stopController.current == nil {
-            var waitMilliseconds: Int32 = -1
-            if let deadline {
-                let now = BootTimeline.now()
-                if now >= deadline { stopController.request(.timedOut); break }
-                waitMilliseconds = Int32(min((deadline - now) / 1_000_000 + 1, UInt64(Int32.max)))
-            }
-            let ready = poll(&fds, signalFD >= 0 ? 2 : 1, waitMilliseconds)
-            if ready < 0, errno != EINTR { stopController.request(.hostError("poll failed: errno \(errno)")); break }
-            if signalFD >= 0, fds[1].revents & Int16(POLLIN) != 0 {
-                var info = signalfd_siginfo()
-                let count = read(signalFD, &info, MemoryLayout<signalfd_siginfo>.size)
-                if count == MemoryLayout<signalfd_siginfo>.size { stopController.request(.signal(Int32(info.ssi_signo))) }
-            }
-        }
-    }
-
-    /// Makes every vCPU leave KVM_RUN and waits for its thread.
-    private func stopVCPUs(_ threads: [HostThread]) {
-        stopController.stopping.store(true, ordering: .releasing)
-        for vcpu in vcpus { vcpu.requestImmediateExit() }
-        for thread in threads { thread.kick() }
-        for thread in threads { thread.join() }
     }
 
     private static func setBootMSRs(_ vcpu: VCPU, logger: Logger) {

@@ -11,14 +11,16 @@ struct VCPURunner: Sendable {
     let portBus: PortIOBus
     let mmioBus: MMIOBus
     let stop: StopController
+    let gate: PauseGate
     let timeline: BootTimeline
     let logger: Logger
     /// Whether unclaimed accesses are logged: decided once, so the exit path does not consult the log handler
     /// (which copies it) on every unclaimed access.
     private let logsUnclaimed: Bool
 
-    init(vcpu: VCPU, portBus: PortIOBus, mmioBus: MMIOBus, stop: StopController, timeline: BootTimeline, logger: Logger) {
+    init(vcpu: VCPU, portBus: PortIOBus, mmioBus: MMIOBus, stop: StopController, gate: PauseGate, timeline: BootTimeline, logger: Logger) {
         self.vcpu = vcpu
+        self.gate = gate
         self.portBus = portBus
         self.mmioBus = mmioBus
         self.stop = stop
@@ -28,6 +30,7 @@ struct VCPURunner: Sendable {
     }
 
     func run() {
+        defer { gate.vcpuFinished() }
         KickSignal.unblockInCurrentThread()
         if vcpu.id == 0 { timeline.mark(.firstGuestEntry) }
         while true {
@@ -74,6 +77,7 @@ struct VCPURunner: Sendable {
                 if stop.requested.load(ordering: .relaxed) { return }
             case .interrupted:
                 if stop.stopping.load(ordering: .acquiring) { return }
+                if gate.pauseRequested.load(ordering: .acquiring), !parkUntilResumed() { return }
             case .halt:
                 stop.request(.halted(vcpu: vcpu.id, rip: rip())); return
             case .shutdown:
@@ -98,6 +102,17 @@ struct VCPURunner: Sendable {
                 stop.request(.unexpectedExit(vcpu: vcpu.id, detail: "exit reason \(reason)")); return
             }
         }
+    }
+
+    /// Parks this vCPU while the machine is paused (`PauseGate`). Returns false when the machine is stopping.
+    /// On the way out it clears `immediate_exit`, then looks again: a stop or another pause that came in
+    /// meanwhile must not be missed, since its kick may already have been spent.
+    private func parkUntilResumed() -> Bool {
+        guard gate.park(stopping: stop.stopping) else { return false }
+        vcpu.requestImmediateExit(false)
+        if stop.stopping.load(ordering: .acquiring) { return false }
+        if gate.pauseRequested.load(ordering: .acquiring) { vcpu.requestImmediateExit(true) }
+        return true
     }
 
     /// The instruction pointer, for stop messages (0 if it cannot be read).
