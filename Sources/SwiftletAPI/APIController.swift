@@ -1,0 +1,263 @@
+import Logging
+import Swiftlet
+
+/// One API request as the metrics hook sees it: Firecracker counts requests and failures per method and
+/// resource (`put_api_requests.drive_count`, `drive_fails`, ...).
+public struct APIRequestRecord: Sendable, Equatable {
+    /// "GET", "PUT", "PATCH", or whatever the client sent.
+    public var method: String
+    /// The first path segment: "drives", "actions", "" for `/`.
+    public var resource: String
+    public var failed: Bool
+
+    public init(method: String, resource: String, failed: Bool) {
+        self.method = method
+        self.resource = resource
+        self.failed = failed
+    }
+}
+
+/// Executes API requests against the pre-boot store and the machine, one at a time in arrival order, as
+/// Firecracker's VMM thread does (its API thread hands each request over and waits for the answer). A request
+/// that waits on the machine (`InstanceStart`, pause) holds back the ones after it.
+///
+/// Before `InstanceStart` the requests configure `resources` (Firecracker's `PrebootApiController`); after it
+/// they act on the running machine (`RuntimeApiController`), and the PUTs that only make sense before boot
+/// are refused with Firecracker's message.
+public actor APIController {
+    /// The API version this implements: the `info.version` of the Firecracker swagger it was written against.
+    public static let firecrackerAPIVersion = "1.17.0-dev"
+    /// Firecracker's default instance id (its `--id`).
+    public static let defaultInstanceID = "anonymous-instance"
+
+    public let backend: any VMMBackend
+    public private(set) var resources: VMResources
+    /// What the last `InstanceStart` warned about (also logged).
+    public private(set) var startWarnings: [String] = []
+
+    private let instanceID: String
+    private let vmmVersion: String
+    private let appName: String
+    private let logger: Logger
+    private let onRequest: (@Sendable (APIRequestRecord) -> Void)?
+    private var started = false
+    /// The last request's task: each new one waits for it, which keeps requests in order even while an
+    /// earlier one is suspended in the backend.
+    private var tail: Task<Void, Never>?
+
+    public init(backend: any VMMBackend, resources: VMResources = VMResources(), instanceID: String = APIController.defaultInstanceID,
+                vmmVersion: String = APIController.firecrackerAPIVersion, appName: String = "Swiftlet",
+                logger: Logger = Logger(label: "swiftlet.api"), onRequest: (@Sendable (APIRequestRecord) -> Void)? = nil) {
+        self.backend = backend
+        self.resources = resources
+        self.instanceID = instanceID
+        self.vmmVersion = vmmVersion
+        self.appName = appName
+        self.logger = logger
+        self.onRequest = onRequest
+    }
+
+    /// Handles one HTTP request: route, execute, answer. Called by `APIServer`, and by tests directly.
+    public func handle(method: String, path: String, body: [UInt8]) async -> APIResponse {
+        await serialised {
+            let response: APIResponse
+            do throws(APIFault) {
+                if body.count > APIRouter.maximumBodySize {
+                    throw APIFault.payloadTooLarge(size: body.count, limit: APIRouter.maximumBodySize)
+                }
+                let action = try APIRouter.route(method: method, path: path, body: body)
+                response = await $0.perform(action)
+            } catch {
+                response = APIResponse(fault: error)
+            }
+            $0.record(method: method, path: path, response: response)
+            return response
+        }
+    }
+
+    /// Executes an action without HTTP (the CLI's Firecracker mode starts a config-file VM this way).
+    public func execute(_ action: APIAction) async -> APIResponse {
+        await serialised { await $0.perform(action) }
+    }
+
+    /// Firecracker's `--config-file`: replaces the pre-boot resources with the file's and applies its logger
+    /// and metrics settings. The caller then executes `.instanceStart`.
+    public func loadConfigFile(_ bytes: [UInt8]) async throws(APIFault) {
+        let result: Result<Void, APIFault> = await serialised { controller in
+            do throws(APIFault) {
+                guard !controller.isBooted else { throw APIFault.notSupportedPostBoot }
+                let loaded = try VMResources(configFile: bytes)
+                if let logger = loaded.logger { try controller.call("Logger error") { try controller.backend.configureLogger(logger.settings) } }
+                if let metrics = loaded.metrics {
+                    try controller.call("Metrics error") { try controller.backend.configureMetrics(path: metrics.metricsPath) }
+                }
+                controller.resources = loaded
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        try result.get()
+    }
+
+    private func serialised<T: Sendable>(_ work: @escaping @Sendable (isolated APIController) async -> T) async -> T {
+        let previous = tail
+        let task = Task<T, Never> {
+            await previous?.value
+            return await self.run(work)
+        }
+        tail = Task { _ = await task.value }
+        return await task.value
+    }
+
+    private func run<T: Sendable>(_ work: @Sendable (isolated APIController) async -> T) async -> T {
+        await work(self)
+    }
+
+    private func record(method: String, path: String, response: APIResponse) {
+        if response.status >= 400 {
+            logger.warning("API \(method) \(path) failed (\(response.status)): \(response.faultMessage ?? "")")
+        } else {
+            logger.debug("API \(method) \(path): \(response.status)")
+        }
+        onRequest?(APIRequestRecord(method: method, resource: APIRouter.resource(of: path), failed: response.status >= 400))
+    }
+
+    /// Booted: `InstanceStart` succeeded here, or the machine was started by the CLI before the API came up
+    /// (`swiftlet run --api-sock`).
+    private var isBooted: Bool { started || backend.machineState != .stopped }
+
+    private var instanceState: InstanceInfo.State {
+        switch backend.machineState {
+        case .paused: return .paused
+        case .stopped: return started ? .running : .notStarted
+        default: return .running
+        }
+    }
+
+    private func perform(_ action: APIAction) async -> APIResponse {
+        do {
+            return try await performOrThrow(action)
+        } catch {
+            return APIResponse(fault: error)
+        }
+    }
+
+    /// Runs a backend call, turning its error into a 400 whose message is the error's description, prefixed
+    /// the way Firecracker prefixes the error's kind.
+    private func call(_ kind: String, _ body: () throws -> Void) throws(APIFault) {
+        do {
+            try body()
+        } catch {
+            throw APIFault(message: "\(kind): \(error)")
+        }
+    }
+
+    private func performOrThrow(_ action: APIAction) async throws(APIFault) -> APIResponse {
+        switch action {
+        // Allowed at any time.
+        case .getInstanceInfo:
+            return .json(InstanceInfo(id: instanceID, state: instanceState, vmmVersion: vmmVersion, appName: appName))
+        case .getVersion:
+            return .json(VersionInfo(firecrackerVersion: vmmVersion))
+        case .getMachineConfig:
+            return .json(resources.machineConfig)
+        case .getFullConfiguration:
+            return .json(resources.fullConfiguration)
+        case .getMMDS:
+            // Firecracker answers an uninitialised store with an empty object.
+            return .json(resources.mmds == .null ? JSONValue.object([:]) : resources.mmds)
+        case let .putMMDS(value):
+            try resources.putMMDS(value)
+            return .noContent
+        case let .patchMMDS(patch):
+            try resources.patchMMDS(patch)
+            return .noContent
+
+        // Before boot only (Firecracker's OperationNotSupportedPostBoot otherwise).
+        case let .putBootSource(source):
+            try refuseAfterBoot()
+            try resources.setBootSource(source)
+        case let .putMachineConfig(config):
+            try refuseAfterBoot()
+            try resources.updateMachineConfig(config.asUpdate)
+        case let .patchMachineConfig(update):
+            try refuseAfterBoot()
+            try resources.updateMachineConfig(update)
+        case let .putDrive(drive):
+            try refuseAfterBoot()
+            try resources.insertDrive(drive)
+        case let .putNetworkInterface(interface):
+            try refuseAfterBoot()
+            try resources.insertNetworkInterface(interface)
+        case let .putVsock(vsock):
+            try refuseAfterBoot()
+            resources.vsock = vsock
+        case let .putEntropy(entropy):
+            try refuseAfterBoot()
+            resources.entropy = entropy
+        case let .putMMDSConfig(config):
+            try refuseAfterBoot()
+            try resources.setMmdsConfig(config)
+        case let .putLogger(config):
+            try refuseAfterBoot()
+            try call("Logger error") { try backend.configureLogger(config.settings) }
+            resources.logger = config
+        case let .putMetrics(config):
+            try refuseAfterBoot()
+            try call("Metrics error") { try backend.configureMetrics(path: config.metricsPath) }
+            resources.metrics = config
+        case .instanceStart:
+            try refuseAfterBoot()
+            try await start()
+
+        // After boot only (Firecracker's OperationNotSupportedPreBoot otherwise).
+        case let .patchDrive(update):
+            try refuseBeforeBoot()
+            guard let drive = resources.drive(id: update.driveID) else {
+                try resources.updateDrive(update)   // throws the unknown-id fault
+                return .noContent
+            }
+            if let path = update.pathOnHost, path != drive.pathOnHost || true {
+                try call("Drive config error: Unable to patch the block device") { try backend.replaceDrive(id: update.driveID, path: path) }
+            }
+            try resources.updateDrive(update)
+        case let .patchNetworkInterface(update):
+            try refuseBeforeBoot()
+            try resources.updateNetworkInterface(update)
+        case .sendCtrlAltDel:
+            try refuseBeforeBoot()
+            try call("Internal VMM error") { try backend.sendCtrlAltDel() }
+        case .flushMetrics:
+            try refuseBeforeBoot()
+            try call("Internal VMM error") { try backend.flushMetrics() }
+        case .pause:
+            try refuseBeforeBoot()
+            do { try await backend.pause() } catch { throw APIFault(message: "Internal VMM error: \(error)") }
+        case .resume:
+            try refuseBeforeBoot()
+            do { try await backend.resume() } catch { throw APIFault(message: "Internal VMM error: \(error)") }
+        }
+        return .noContent
+    }
+
+    private func refuseAfterBoot() throws(APIFault) {
+        if isBooted { throw .notSupportedPostBoot }
+    }
+
+    private func refuseBeforeBoot() throws(APIFault) {
+        if !isBooted { throw .notSupportedPreBoot }
+    }
+
+    private func start() async throws(APIFault) {
+        let (configuration, warnings) = try resources.machineConfiguration()
+        startWarnings = warnings
+        for warning in warnings { logger.warning("InstanceStart: \(warning)") }
+        do {
+            try await backend.start(configuration)
+        } catch {
+            throw APIFault(message: "Start microvm error: \(error)")
+        }
+        started = true
+    }
+}

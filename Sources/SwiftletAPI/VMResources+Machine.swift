@@ -1,0 +1,75 @@
+import Swiftlet
+
+extension VMResources {
+    /// The kernel command line the guest gets: `boot_args` (or Firecracker's default), then the root device's
+    /// `root=` as Firecracker appends it (`root=/dev/vda`, or `root=PARTUUID=...`, then `ro` or `rw`).
+    public var kernelCommandLine: String {
+        var line = bootSource?.bootArgs ?? BootSource.defaultKernelCommandLine
+        if let root = drives.first, root.isRootDevice {
+            let device = root.partuuid.map { "PARTUUID=\($0)" } ?? "/dev/vda"
+            line += (line.isEmpty ? "" : " ") + "root=\(device) \(root.readOnly ? "ro" : "rw")"
+        }
+        return line
+    }
+
+    /// The library configuration `InstanceStart` builds, and what the user should know about it: Swiftlet's
+    /// devices are virtio-PCI, so Firecracker's habitual `pci=off` hides them from the guest.
+    public func machineConfiguration() throws(APIFault) -> (configuration: MachineConfiguration, warnings: [String]) {
+        guard let bootSource else {
+            // Firecracker's StartMicrovmError::MissingKernelConfig, behind VmmActionError::StartMicrovm.
+            throw APIFault(message: "Start microvm error: Cannot start microvm without kernel configuration.")
+        }
+        let commandLine = kernelCommandLine
+        let payload = LinuxPayload(kernelPath: bootSource.kernelImagePath, initrdPath: bootSource.initrdPath, commandLine: commandLine)
+        let disks = drives.map { DiskConfiguration(path: $0.pathOnHost ?? "", readOnly: $0.readOnly, id: Self.serial(for: $0.driveID)) }
+        var networks: [NetworkConfiguration] = []
+        for interface in networkInterfaces {
+            let mac = interface.guestMac.flatMap(MACAddress.init) ?? Self.derivedMAC(for: interface)
+            networks.append(NetworkConfiguration(backend: .tap(name: interface.hostDevName), mac: mac, mtu: interface.mtu, id: interface.ifaceID))
+        }
+        let vsockConfiguration = vsock.map { VsockConfiguration(guestCID: $0.guestCID, socketPath: $0.udsPath) }
+        let configuration = MachineConfiguration(payload: .linux(payload), vcpuCount: Int(machineConfig.vcpuCount),
+                                                 memory: .mebibytes(machineConfig.memSizeMib), disks: disks, networks: networks,
+                                                 vsock: vsockConfiguration)
+
+        var warnings: [String] = []
+        let parameters = commandLine.split(separator: " ").map(String.init)
+        if parameters.contains("pci=off"), !disks.isEmpty || !networks.isEmpty || vsockConfiguration != nil {
+            warnings.append("the kernel command line contains pci=off, but Swiftlet's disks, network interfaces and vsock are virtio-PCI "
+                + "devices: the guest will not see them. Remove pci=off from boot_args.")
+        }
+        if parameters.contains("8250.nr_uarts=0") {
+            warnings.append("the kernel command line contains 8250.nr_uarts=0: the guest has no serial console (Firecracker's default "
+                + "boot_args disable it; pass boot_args with console=ttyS0 to see the guest's output).")
+        }
+        if entropy != nil {
+            warnings.append("an entropy device is configured, but this version of Swiftlet has no virtio-rng device: the guest will not get one.")
+        }
+        return (configuration, warnings)
+    }
+
+    /// The virtio-blk serial (VIRTIO_BLK_T_GET_ID) holds 20 bytes: the drive id, cut at a character boundary.
+    static func serial(for driveID: String) -> String {
+        var serial = ""
+        for character in driveID {
+            guard serial.utf8.count + String(character).utf8.count <= 20 else { break }
+            serial.append(character)
+        }
+        return serial
+    }
+
+    /// A locally administered unicast MAC that stays the same for the same interface across runs (FNV-1a of
+    /// its id and TAP name), for interfaces PUT without `guest_mac`.
+    static func derivedMAC(for interface: NetworkInterface) -> MACAddress {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in "\(interface.ifaceID)#\(interface.hostDevName)".utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+        }
+        let bytes = [0x02, 0x46] + (0..<4).map { UInt8(truncatingIfNeeded: hash >> (8 * UInt64($0))) }
+        let text = bytes.map { byte in
+            let digits = String(byte, radix: 16)
+            return digits.count == 1 ? "0" + digits : digits
+        }.joined(separator: ":")
+        return MACAddress(text)!
+    }
+}
