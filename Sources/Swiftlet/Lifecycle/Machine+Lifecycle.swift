@@ -116,7 +116,7 @@ extension Machine {
                 try eventLoop.start()
                 for vcpu in vcpus {
                     let runner = VCPURunner(vcpu: vcpu, portBus: portBus, mmioBus: mmioBus, stop: stopController, gate: gate,
-                                            timeline: timeline, logger: logger)
+                                            counters: metrics.makeVCPUCounters(index: Int(vcpu.id)), timeline: timeline, logger: logger)
                     let thread = try HostThread(name: "\(options.vcpuThreadPrefix)\(vcpu.id)") { runner.run() }
                     lifecycle.guarded.withLock { $0.vcpuThreads.append(thread) }
                 }

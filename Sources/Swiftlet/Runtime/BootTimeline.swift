@@ -9,10 +9,15 @@ import Glibc
 /// top of main); dynamic loading before that is not included.
 public final class BootTimeline: Sendable {
     public enum Milestone: Int, CaseIterable, Sendable {
-        case machineBuilt, firstGuestEntry, firstConsoleByte, stopped
+        case apiReady, instanceStart, machineBuilt, firstGuestEntry, firstConsoleByte, stopped
+
+        /// Milestones only a control-plane start has; the report leaves them out when not reached.
+        var isControlPlane: Bool { self == .apiReady || self == .instanceStart }
 
         var label: String {
             switch self {
+            case .apiReady: return "API socket answering"
+            case .instanceStart: return "InstanceStart received"
             case .machineBuilt: return "VM built (memory, kernel, devices)"
             case .firstGuestEntry: return "first guest instruction (first KVM_RUN)"
             case .firstConsoleByte: return "first console byte"
@@ -47,6 +52,7 @@ public final class BootTimeline: Sendable {
     public var report: String {
         var lines = ["boot timeline (ms since swiftlet started):"]
         for milestone in Milestone.allCases {
+            if milestone.isControlPlane, elapsed(milestone) == nil { continue }
             let value = elapsed(milestone).map { formatMilliseconds($0) } ?? "—"
             lines.append("  \(value.leftPadded(to: 10, with: " "))  \(milestone.label)")
         }

@@ -39,6 +39,8 @@ public final class Machine: Sendable {
     let logger: Logger
     /// Devices reachable after boot by their control-plane ids (Ctrl-Alt-Del, drive updates, metrics).
     public let devices: DeviceRegistry
+    /// Where the machine's counters are reported (Firecracker's metrics; the process-wide registry by default).
+    public let metrics: MetricsRegistry
     /// Where vCPUs park while paused.
     let gate: PauseGate
     /// The lifecycle's state and threads (Machine+Lifecycle.swift).
@@ -50,11 +52,12 @@ public final class Machine: Sendable {
     static let tssAddress = GuestAddress(0xFEFF_D000)
 
     public init(configuration: MachineConfiguration, timeline: BootTimeline = BootTimeline(), logger: Logger = Logger(label: "swiftlet"),
-                consoleOutput: Int32 = STDOUT_FILENO) throws(MachineError) {
+                consoleOutput: Int32 = STDOUT_FILENO, metrics: MetricsRegistry = .shared) throws(MachineError) {
         do { try configuration.validate() } catch { throw .configuration(error) }
         self.configuration = configuration
         self.timeline = timeline
         self.logger = logger
+        self.metrics = metrics
 
         // Read and check the payload before any KVM object exists: a wrong file is a configuration error.
         let payload = try PayloadImage.read(configuration.payload)
@@ -124,6 +127,9 @@ public final class Machine: Sendable {
         portBus = platform.portBus
         mmioBus = platform.mmioBus
         devices = platform.registry
+        for drive in devices.drives { metrics.registerBlock(id: drive.id) { drive.device.statistics } }
+        for interface in devices.networkInterfaces { metrics.registerNet(id: interface.id) { interface.device.statistics } }
+        if let vsock = devices.vsock { metrics.registerVsock { vsock.statistics } }
 
         // vCPUs: CPUID, MSRs, FPU, local APIC pins; the boot CPU also gets the loader's entry state. The others
         // wait in KVM for the INIT/SIPI the guest sends through the in-kernel local APIC.

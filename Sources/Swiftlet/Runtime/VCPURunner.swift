@@ -12,14 +12,18 @@ struct VCPURunner: Sendable {
     let mmioBus: MMIOBus
     let stop: StopController
     let gate: PauseGate
+    /// Firecracker's `vcpu` metrics: one relaxed atomic add per exit.
+    let counters: VCPUExitCounters
     let timeline: BootTimeline
     let logger: Logger
     /// Whether unclaimed accesses are logged: decided once, so the exit path does not consult the log handler
     /// (which copies it) on every unclaimed access.
     private let logsUnclaimed: Bool
 
-    init(vcpu: VCPU, portBus: PortIOBus, mmioBus: MMIOBus, stop: StopController, gate: PauseGate, timeline: BootTimeline, logger: Logger) {
+    init(vcpu: VCPU, portBus: PortIOBus, mmioBus: MMIOBus, stop: StopController, gate: PauseGate, counters: VCPUExitCounters,
+         timeline: BootTimeline, logger: Logger) {
         self.vcpu = vcpu
+        self.counters = counters
         self.gate = gate
         self.portBus = portBus
         self.mmioBus = mmioBus
@@ -38,11 +42,13 @@ struct VCPURunner: Sendable {
             do {
                 exit = try vcpu.run()
             } catch {
+                counters.recordFailure()
                 stop.request(.hostError("vCPU \(vcpu.id): \(error)"))
                 return
             }
             switch exit {
             case let .portOut(port, size, count):
+                counters.recordIOOut()
                 for index in 0..<count {
                     let value = vcpu.portOutValue(index: index, size: size)
                     if !portBus.write(address: UInt64(port), width: size, value: value), logsUnclaimed {
@@ -53,6 +59,7 @@ struct VCPURunner: Sendable {
                 // guest runs on, as hardware would. One relaxed load per exit.
                 if stop.requested.load(ordering: .relaxed) { return }
             case let .portIn(port, size, count):
+                counters.recordIOIn()
                 for index in 0..<count {
                     var value = portBus.read(address: UInt64(port), width: size)
                     if value == nil {
@@ -63,11 +70,13 @@ struct VCPURunner: Sendable {
                 }
                 if stop.requested.load(ordering: .relaxed) { return }
             case let .mmioWrite(address, length, value):
+                counters.recordMMIOWrite()
                 if !mmioBus.write(address: address, width: length, value: value), logsUnclaimed {
                     logger.debug("unclaimed MMIO write", metadata: ["address": "\(hex(address))", "size": "\(length)", "value": "\(hex(value))"])
                 }
                 if stop.requested.load(ordering: .relaxed) { return }
             case let .mmioRead(address, length):
+                counters.recordMMIORead()
                 var value = mmioBus.read(address: address, width: length)
                 if value == nil {
                     if logsUnclaimed { logger.debug("unclaimed MMIO read", metadata: ["address": "\(hex(address))", "size": "\(length)"]) }

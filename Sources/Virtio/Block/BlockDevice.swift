@@ -28,14 +28,17 @@ public final class BlockDevice: VirtioDevice {
     public var configurationSize: Int { VirtioBlockConfig.size }
 
     /// What the driver reads in configuration space.
-    public let config: VirtioBlockConfig
-    public let backend: any BlockBackend
+    public var config: VirtioBlockConfig { medium.withLock { $0.config } }
+    public var backend: any BlockBackend { medium.withLock { $0.backend } }
+    /// The image and the configuration describing it; both change together when the image is replaced.
+    private let medium: Mutex<(config: VirtioBlockConfig, backend: any BlockBackend)>
     /// The GET_ID serial (`id=` of `--disk`), validated at init.
     public let id: String?
 
     private struct Running {
         var queue: Queue
-        let handler: BlockRequestHandler
+        var handler: BlockRequestHandler
+        let features: UInt64
         let memory: GuestMemory
         let interrupt: any VirtioInterrupt
         /// Malformed chains seen, for rate-limited logging.
@@ -57,16 +60,15 @@ public final class BlockDevice: VirtioDevice {
         logger: Logger = Logger(label: "swiftlet.virtio-blk")
     ) throws(BlockError) {
         _ = try VirtioBlockConfig.serial(for: id)
-        self.backend = image
         self.id = id
-        self.config = VirtioBlockConfig(
-            capacityBytes: image.capacity, readOnly: readOnly || image.isReadOnly, queueSize: Self.queueSize)
+        self.medium = Mutex((VirtioBlockConfig(capacityBytes: image.capacity, readOnly: readOnly || image.isReadOnly, queueSize: Self.queueSize),
+                             image))
         self.logger = logger
     }
 
     public func readConfiguration(offset: Int, width: Int) -> UInt64 {
         guard offset >= 0 else { return 0 }
-        return config.read(offset: UInt64(offset), width: width)
+        return medium.withLock { $0.config.read(offset: UInt64(offset), width: width) }
     }
 
     /// Every field is read-only without VIRTIO_BLK_F_CONFIG_WCE (§5.2.4), which is not offered.
@@ -87,7 +89,28 @@ public final class BlockDevice: VirtioDevice {
             throw VirtioError.activationFailed("virtio-blk: \(error)")
         }
         running.withLock {
-            $0 = Running(queue: queue, handler: handler, memory: activation.memory, interrupt: activation.interrupt)
+            $0 = Running(queue: queue, handler: handler, features: activation.features, memory: activation.memory,
+                         interrupt: activation.interrupt)
+        }
+    }
+
+    /// Swaps the image behind the disk (Firecracker's `PATCH /drives/{id}` with a new `path_on_host`): waits for
+    /// the request being served to finish (the drain holds `running`), then serves every later request from
+    /// `image`, and tells a running driver through a configuration change interrupt that the capacity may have
+    /// changed (Linux's virtio_blk then re-reads it and resizes the disk). The disk's read-only-ness is kept, so
+    /// the features the driver negotiated stay true; the caller opens `image` with it.
+    public func replaceImage(_ image: any BlockBackend) throws(BlockError) {
+        let readOnly = config.readOnly
+        guard readOnly || !image.isReadOnly else { throw .readOnly }
+        let newConfig = VirtioBlockConfig(capacityBytes: image.capacity, readOnly: readOnly, queueSize: Self.queueSize)
+        try running.withLock { (state: inout Running?) throws(BlockError) in
+            if var current = state {
+                current.handler = try BlockRequestHandler(backend: image, config: newConfig, id: id, negotiatedFeatures: current.features,
+                                                          counters: counters, logger: logger)
+                state = current
+            }
+            medium.withLock { $0 = (newConfig, image) }
+            state?.interrupt.signalConfigurationChange()
         }
     }
 
