@@ -214,11 +214,12 @@ public actor APIController {
         // After boot only (Firecracker's OperationNotSupportedPreBoot otherwise).
         case let .patchDrive(update):
             try refuseBeforeBoot()
-            guard let drive = resources.drive(id: update.driveID) else {
+            guard resources.drive(id: update.driveID) != nil else {
                 try resources.updateDrive(update)   // throws the unknown-id fault
                 return .noContent
             }
-            if let path = update.pathOnHost, path != drive.pathOnHost || true {
+            // Even the same path is handed over: the file may have been replaced or resized behind it.
+            if let path = update.pathOnHost {
                 try call("Drive config error: Unable to patch the block device") { try backend.replaceDrive(id: update.driveID, path: path) }
             }
             try resources.updateDrive(update)
