@@ -48,6 +48,23 @@ extension Decoder {
     }
 }
 
+extension KeyedDecodingContainer {
+    /// An integer field, range-checked here rather than by JSONDecoder, whose out-of-range error does not say
+    /// which field it was.
+    func decodeInteger<T: FixedWidthInteger>(_ type: T.Type, forKey key: Key) throws -> T {
+        let wide = try decode(Int64.self, forKey: key)
+        guard let value = T(exactly: wide) else {
+            throw BodyError(detail: "invalid value for `\(fieldPath(codingPath + [key]))`: integer `\(wide)`, expected \(T.min) to \(T.max)")
+        }
+        return value
+    }
+
+    func decodeIntegerIfPresent<T: FixedWidthInteger>(_ type: T.Type, forKey key: Key) throws -> T? {
+        guard contains(key), try !decodeNil(forKey: key) else { return nil }
+        return try decodeInteger(type, forKey: key)
+    }
+}
+
 /// A string-valued enum that Firecracker spells as a serde unit variant (`"Unsafe"`, `"InstanceStart"`).
 public protocol WireEnum: RawRepresentable<String>, CaseIterable, Codable {}
 
@@ -104,7 +121,8 @@ enum WireJSON {
             return "invalid type for `\(fieldPath(context.codingPath))`: null, expected \(expectation(type))"
         case let .dataCorrupted(context):
             let field = fieldPath(context.codingPath)
-            if field.isEmpty { return "the body is not valid JSON" }
+            // swift-foundation's JSONDecoder also reports a number too large for its type this way.
+            if field.isEmpty { return "the body is not valid JSON, or holds a number too large" }
             return "invalid value for `\(field)`: \(context.debugDescription)"
         @unknown default:
             return "\(error)"

@@ -245,8 +245,15 @@ import Testing
             "latest": .object(["meta-data": .object(["ami-id": .string("ami-1"), "zone": .string("z1")])]),
             "keep": .string("now a string"),
         ]))
-        let big = String(repeating: "x", count: 51_000)
-        #expect(await api.request("PATCH", "/mmds", #"{"big": "\#(big)"}"#).status == 413)
+        // Each body fits the 51200-byte limit, but the merged document would not.
+        let half = String(repeating: "x", count: 30_000)
+        #expect(await api.request("PATCH", "/mmds", #"{"one": "\#(half)"}"#).status == 204)
+        let tooMuch = await api.request("PATCH", "/mmds", #"{"two": "\#(half)", "one": null}"#)
+        #expect(tooMuch.status == 204)
+        let overflow = await api.request("PATCH", "/mmds", #"{"three": "\#(half)"}"#)
+        #expect(overflow.status == 413)
+        #expect(overflow.faultMessage == "MMDS limit exceeded error: The MMDS patch request doesn't fit.")
+        #expect(await api.request("PATCH", "/mmds", #"{"two": null}"#).status == 204)
         #expect(await api.request("GET", "/mmds").member("keep") == .string("now a string"))
     }
 

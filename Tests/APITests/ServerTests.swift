@@ -97,7 +97,9 @@ private struct RunningServer: ~Copyable {
 
     init() throws {
         path = api.directory + "/api.sock"
-        server = APIServer(socketPath: path, controller: api.controller, logger: Logger(label: "test"))
+        var quiet = Logger(label: "api-test")
+        quiet.logLevel = .critical
+        server = APIServer(socketPath: path, controller: api.controller, logger: quiet)
         try server.start()
     }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
 import Synchronization
 import SwiftletAPI
 
@@ -13,7 +14,9 @@ struct APIHarness {
 
     init() {
         let records = self.records
-        controller = APIController(backend: backend, onRequest: { record in records.append(record) })
+        var quiet = Logger(label: "api-test")
+        quiet.logLevel = .critical
+        controller = APIController(backend: backend, logger: quiet, onRequest: { record in records.append(record) })
         var template = Array("/tmp/swiftlet-api-test-XXXXXX".utf8CString)
         directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
     }

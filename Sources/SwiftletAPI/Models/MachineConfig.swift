@@ -45,8 +45,8 @@ public struct MachineConfig: Codable, Sendable, Equatable {
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        vcpuCount = try container.decode(UInt8.self, forKey: .vcpuCount)
-        memSizeMib = try container.decode(UInt64.self, forKey: .memSizeMib)
+        vcpuCount = try container.decodeInteger(UInt8.self, forKey: .vcpuCount)
+        memSizeMib = try container.decodeInteger(UInt64.self, forKey: .memSizeMib)
         smt = try container.decodeIfPresent(Bool.self, forKey: .smt) ?? false
         cpuTemplate = try container.decodeIfPresent(CPUTemplate.self, forKey: .cpuTemplate)
         trackDirtyPages = try container.decodeIfPresent(Bool.self, forKey: .trackDirtyPages) ?? false
@@ -107,8 +107,8 @@ public struct PartialMachineConfig: Codable, Sendable, Equatable {
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        vcpuCount = try container.decodeIfPresent(UInt8.self, forKey: .vcpuCount)
-        memSizeMib = try container.decodeIfPresent(UInt64.self, forKey: .memSizeMib)
+        vcpuCount = try container.decodeIntegerIfPresent(UInt8.self, forKey: .vcpuCount)
+        memSizeMib = try container.decodeIntegerIfPresent(UInt64.self, forKey: .memSizeMib)
         smt = try container.decodeIfPresent(Bool.self, forKey: .smt)
         cpuTemplate = try container.decodeIfPresent(MachineConfig.CPUTemplate.self, forKey: .cpuTemplate)
         trackDirtyPages = try container.decodeIfPresent(Bool.self, forKey: .trackDirtyPages)

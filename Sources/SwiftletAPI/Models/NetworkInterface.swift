@@ -37,7 +37,7 @@ public struct NetworkInterface: Codable, Sendable, Equatable {
         if let guestMac, MACAddress(guestMac) == nil {
             throw BodyError(detail: "invalid value for `\(fieldPath(decoder.codingPath + [CodingKeys.guestMac]))`: '\(guestMac)' is not a MAC address (expected XX:XX:XX:XX:XX:XX)")
         }
-        mtu = try container.decodeIfPresent(UInt16.self, forKey: .mtu)
+        mtu = try container.decodeIntegerIfPresent(UInt16.self, forKey: .mtu)
         rxRateLimiter = try container.decodeIfPresent(RateLimiter.self, forKey: .rxRateLimiter)
         txRateLimiter = try container.decodeIfPresent(RateLimiter.self, forKey: .txRateLimiter)
     }

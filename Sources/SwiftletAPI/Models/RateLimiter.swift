@@ -22,9 +22,9 @@ public struct TokenBucket: Codable, Sendable, Equatable {
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        size = try container.decode(UInt64.self, forKey: .size)
-        oneTimeBurst = try container.decodeIfPresent(UInt64.self, forKey: .oneTimeBurst)
-        refillTime = try container.decode(UInt64.self, forKey: .refillTime)
+        size = try container.decodeInteger(UInt64.self, forKey: .size)
+        oneTimeBurst = try container.decodeIntegerIfPresent(UInt64.self, forKey: .oneTimeBurst)
+        refillTime = try container.decodeInteger(UInt64.self, forKey: .refillTime)
     }
 }
 

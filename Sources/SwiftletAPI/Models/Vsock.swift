@@ -21,7 +21,7 @@ public struct Vsock: Codable, Sendable, Equatable {
     public init(from decoder: Decoder) throws {
         let container = try decoder.strictContainer(keyedBy: CodingKeys.self)
         vsockID = try container.decodeIfPresent(String.self, forKey: .vsockID)
-        guestCID = try container.decode(UInt32.self, forKey: .guestCID)
+        guestCID = try container.decodeInteger(UInt32.self, forKey: .guestCID)
         udsPath = try container.decode(String.self, forKey: .udsPath)
     }
 }
