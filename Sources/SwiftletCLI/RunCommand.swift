@@ -1,11 +1,13 @@
 import ArgumentParser
 import Logging
 import Swiftlet
+import SwiftletAPI
 #if canImport(Glibc)
 import Glibc
 #endif
 
 struct RunCommand: ParsableCommand {
+
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Boot a guest and attach its console to this terminal.",
@@ -62,6 +64,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Stop the guest after this many seconds (exit status 124).", valueName: "seconds"))
     var timeout: Double?
 
+    @Option(name: .customLong("api-sock"), help: ArgumentHelp("Also serve the Firecracker-compatible REST API on this Unix socket (pause, resume, Ctrl-Alt-Del, metrics, drive updates).", valueName: "path"))
+    var apiSocket: String?
+
     @Flag(help: "Print, at exit, the time to the first guest instruction, first console byte and stop.")
     var bootTimeline = false
 
@@ -91,11 +96,14 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        let observability = Observability()
         LoggingSystem.bootstrap { label in
             var handler = ConsoleLogHandler(label: label)
             handler.logLevel = verbose ? .debug : .info
-            return handler
+            // A client's `PUT /logger` adds Firecracker's log file beside the console lines.
+            return MultiplexLogHandler([handler, LogFileOnlyHandler(inner: observability.log.makeHandler(label: label))])
         }
+
         let logger = Logger(label: "swiftlet")
         do {
             let configuration = try makeConfiguration()
@@ -105,7 +113,13 @@ struct RunCommand: ParsableCommand {
                 logger.warning("\(HostKind.pvmWarning)")
             }
             for line in machine.bootLog { logger.info("\(line)") }
-            let reason = machine.run(timeout: timeout)
+            let reason: StopReason
+            if let apiSocket {
+                reason = try runWithAPI(machine, configuration: configuration, socket: apiSocket, timeline: timeline, logger: logger,
+                                        observability: observability)
+            } else {
+                reason = machine.run(timeout: timeout)
+            }
             if bootTimeline { printError(timeline.report) }
             if reason.isClean {
                 logger.info("\(reason)")
@@ -123,6 +137,32 @@ struct RunCommand: ParsableCommand {
             logger.error("\(error)")
             throw ExitCode.failure
         }
+    }
+
+    /// Starts the machine, then serves the API for it (already booted: the pre-boot PUTs are refused, as after
+    /// Firecracker's InstanceStart) until the machine ends.
+    private func runWithAPI(_ machine: Machine, configuration: MachineConfiguration, socket: String, timeline: BootTimeline,
+                            logger: Logger, observability: Observability) throws -> StopReason {
+        TerminationSignals.block()
+        let backend = try MachineBackend(timeline: timeline, logger: logger, startOptions: StartOptions(), observability: observability)
+        try machine.start()
+        backend.adopt(machine)
+        let controller = APIController(backend: backend,
+                                       vmmVersion: APIController.firecrackerAPIVersion, logger: logger,
+                                       onRequest: { record in
+                                           observability.recordAPIRequest(method: record.method, resource: record.resource, failed: record.failed)
+                                       })
+        let server = APIServer(socketPath: socket, controller: controller, logger: logger)
+        do {
+            try server.start()
+        } catch {
+            logger.error("cannot serve the API on \(socket): \(error)")
+            return machine.stop()
+        }
+        defer { server.stop() }
+        let reason = machine.waitUntilStopped(timeout: timeout)
+        observability.machineEnded()
+        return reason
     }
 
     private var consoleDevice: MachineConfiguration.Console { MachineConfiguration.Console(rawValue: console)! }

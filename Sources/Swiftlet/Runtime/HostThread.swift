@@ -1,4 +1,5 @@
 import CHost
+import KVM
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -85,6 +86,28 @@ public enum TerminationSignals {
     public static func block() {
         var mask = set
         pthread_sigmask(SIG_BLOCK, &mask, nil)
+    }
+
+    /// Blocks until `event` is signalled (returns nil) or a blocked termination signal arrives (returns its
+    /// number, consumed). For a main thread that waits for something else to happen first, such as a VM to be
+    /// started through the API.
+    public static func wait(until event: EventFD) -> Int32? {
+        var mask = set
+        let signalFD = signalfd(-1, &mask, Int32(SFD_CLOEXEC))
+        defer { if signalFD >= 0 { close(signalFD) } }
+        var fds = [pollfd(fd: event.fd.rawValue, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
+        while true {
+            let ready = poll(&fds, signalFD >= 0 ? 2 : 1, -1)
+            if ready < 0 { if errno == EINTR { continue }; return nil }
+            if fds[0].revents != 0 { return nil }
+            if signalFD >= 0, fds[1].revents & Int16(POLLIN) != 0 {
+                var info = signalfd_siginfo()
+                if read(signalFD, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
+                    return Int32(info.ssi_signo)
+                }
+            }
+        }
     }
 
     /// Restores default delivery, e.g. for a library user after the machine stopped.

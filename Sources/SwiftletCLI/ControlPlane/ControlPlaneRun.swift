@@ -72,22 +72,10 @@ struct ControlPlaneRun {
 
     /// Waits for `InstanceStart` (or a termination signal before it), then supervises the machine to its end.
     private func waitForMachine(_ backend: MachineBackend) -> Int32 {
-        var signalSet = TerminationSignals.set
-        let signalFD = signalfd(-1, &signalSet, Int32(SFD_CLOEXEC))
-        var fds = [pollfd(fd: backend.machineStarted.fd.rawValue, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
-        while backend.current == nil {
-            let ready = poll(&fds, 2, -1)
-            if ready < 0 { if errno == EINTR { continue }; break }
-            if fds[1].revents & Int16(POLLIN) != 0 {
-                var info = signalfd_siginfo()
-                _ = read(signalFD, &info, MemoryLayout<signalfd_siginfo>.size)
-                close(signalFD)
-                logger.info("stopped by signal \(info.ssi_signo) before the VM started")
-                return 128 + Int32(info.ssi_signo)
-            }
+        if let signal = TerminationSignals.wait(until: backend.machineStarted), backend.current == nil {
+            logger.info("stopped by signal \(signal) before the VM started")
+            return 128 + signal
         }
-        close(signalFD)
         guard let machine = backend.current else { return 1 }
         let reason = machine.waitUntilStopped()
         observability.machineEnded()

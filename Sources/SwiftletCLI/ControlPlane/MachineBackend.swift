@@ -32,7 +32,6 @@ final class MachineBackend: VMMBackend {
     /// Adopts a machine the command line built and started (`swiftlet run --api-sock`).
     func adopt(_ started: Machine) {
         machine.withLock { $0 = started }
-        observability.attach(started)
         machineStarted.signal()
     }
 

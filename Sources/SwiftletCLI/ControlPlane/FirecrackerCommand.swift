@@ -1,0 +1,69 @@
+import ArgumentParser
+import Logging
+import Swiftlet
+import SwiftletAPI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Firecracker compatibility mode: the `swiftlet` binary run under the name `firecracker` (a symlink) takes
+/// Firecracker's command line, so tools that start `firecracker --api-sock ...` start Swiftlet unchanged.
+///
+/// Firecracker flags Swiftlet does not implement are accepted and ignored with a warning, so a launcher that
+/// passes them still works; docs/api.md says which.
+struct FirecrackerCommand: ParsableCommand {
+    /// Firecracker's default socket when `--api-sock` is not given.
+    static let defaultSocket = "/run/firecracker.socket"
+
+    static let configuration = CommandConfiguration(
+        commandName: "firecracker",
+        abstract: "Swiftlet in Firecracker compatibility mode: Firecracker's flags and REST API.",
+        version: versionText
+    )
+
+    /// First line: `Firecracker v<API version>` — clients parse the second word — and what really runs.
+    static var versionText: String {
+        "Firecracker v\(APIController.firecrackerAPIVersion) (Swiftlet \(SwiftletCommand.version), Firecracker-compatible mode)"
+    }
+
+    @OptionGroup var options: ControlPlaneOptions
+
+    @Flag(name: .customLong("boot-timer"), help: "Print the boot timeline when the guest stops.")
+    var bootTimer = false
+
+    // Accepted and ignored, with a warning (see the type's comment).
+    @Option(name: .customLong("seccomp-filter"), help: .hidden) var seccompFilter: String?
+    @Flag(name: .customLong("no-seccomp"), help: .hidden) var noSeccomp = false
+    @Option(name: .customLong("start-time-us"), help: .hidden) var startTimeMicroseconds: String?
+    @Option(name: .customLong("start-time-cpu-us"), help: .hidden) var startTimeCPUMicroseconds: String?
+    @Option(name: .customLong("parent-cpu-time-us"), help: .hidden) var parentCPUTimeMicroseconds: String?
+    @Option(name: .customLong("http-api-max-payload-size"), help: .hidden) var maximumPayloadSize: String?
+    @Option(name: .customLong("mmds-size-limit"), help: .hidden) var mmdsSizeLimit: String?
+    @Option(name: .customLong("module"), help: .hidden) var module: String?
+    @Flag(name: .customLong("enable-pci"), help: .hidden) var enablePCI = false
+
+    func run() throws {
+        let observability = Observability()
+        bootstrapFirecrackerLogging(observability: observability, verbose: false)
+        let logger = Logger(label: "firecracker")
+        var ignored: [String] = []
+        if seccompFilter != nil { ignored.append("--seccomp-filter") }
+        if noSeccomp { ignored.append("--no-seccomp") }
+        if startTimeMicroseconds != nil { ignored.append("--start-time-us") }
+        if startTimeCPUMicroseconds != nil { ignored.append("--start-time-cpu-us") }
+        if parentCPUTimeMicroseconds != nil { ignored.append("--parent-cpu-time-us") }
+        if maximumPayloadSize != nil { ignored.append("--http-api-max-payload-size") }
+        if mmdsSizeLimit != nil { ignored.append("--mmds-size-limit") }
+        if module != nil { ignored.append("--module") }
+        // Swiftlet's devices are virtio-pci already (virtio-mmio is not implemented yet), so --enable-pci is what runs.
+        if enablePCI { ignored.append("--enable-pci (Swiftlet's devices are always PCI)") }
+        for flag in ignored { logger.warning("\(flag) is accepted for compatibility and ignored by Swiftlet") }
+        logger.info("Running Swiftlet \(SwiftletCommand.version) in Firecracker-compatible mode (API v\(APIController.firecrackerAPIVersion))")
+        let timeline = BootTimeline(origin: processStart)
+        let control = try options.makeRun(defaultSocket: Self.defaultSocket, vmmVersion: APIController.firecrackerAPIVersion,
+                                          vcpuThreadPrefix: "fc_vcpu ", timeline: timeline, logger: logger, observability: observability)
+        let status = control.run()
+        if bootTimer { printError(timeline.report) }
+        Glibc.exit(status)
+    }
+}
