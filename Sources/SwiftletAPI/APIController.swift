@@ -1,4 +1,6 @@
 import Logging
+import NIOCore
+import NIOPosix
 import Swiftlet
 
 /// One API request as the metrics hook sees it: Firecracker counts requests and failures per method and
@@ -21,6 +23,10 @@ public struct APIRequestRecord: Sendable, Equatable {
 /// Firecracker's VMM thread does (its API thread hands each request over and waits for the answer). A request
 /// that waits on the machine (`InstanceStart`, pause) holds back the ones after it.
 ///
+/// The actor runs on the API's own thread: its executor is a one-thread NIO event loop, which `APIServer`
+/// also uses for the socket. Nothing of the API runs on a vCPU thread, and a busy Swift concurrency pool
+/// (someone blocking in it) cannot stall the API.
+///
 /// Before `InstanceStart` the requests configure `resources` (Firecracker's `PrebootApiController`); after it
 /// they act on the running machine (`RuntimeApiController`), and the PUTs that only make sense before boot
 /// are refused with Firecracker's message.
@@ -41,13 +47,30 @@ public actor APIController {
     private let logger: Logger
     private let onRequest: (@Sendable (APIRequestRecord) -> Void)?
     private var started = false
-    /// The last request's task: each new one waits for it, which keeps requests in order even while an
-    /// earlier one is suspended in the backend.
-    private var tail: Task<Void, Never>?
+    /// A request is running (possibly suspended in the backend); later ones wait in `waiting`, in order.
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
 
+    /// The API thread: the actor's executor, and the server's event loop.
+    public nonisolated let eventLoop: any EventLoop
+    /// Set when the controller made its own thread, so that it ends with the controller.
+    private nonisolated let ownedGroup: MultiThreadedEventLoopGroup?
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { eventLoop.executor.asUnownedSerialExecutor() }
+
+    /// - Parameter eventLoop: the thread to run on; nil starts a thread of its own.
     public init(backend: any VMMBackend, resources: VMResources = VMResources(), instanceID: String = APIController.defaultInstanceID,
                 vmmVersion: String = APIController.firecrackerAPIVersion, appName: String = "Swiftlet",
-                logger: Logger = Logger(label: "swiftlet.api"), onRequest: (@Sendable (APIRequestRecord) -> Void)? = nil) {
+                logger: Logger = Logger(label: "swiftlet.api"), eventLoop: (any EventLoop)? = nil,
+                onRequest: (@Sendable (APIRequestRecord) -> Void)? = nil) {
+        if let eventLoop {
+            self.eventLoop = eventLoop
+            ownedGroup = nil
+        } else {
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            self.eventLoop = group.next()
+            ownedGroup = group
+        }
         self.backend = backend
         self.resources = resources
         self.instanceID = instanceID
@@ -55,6 +78,18 @@ public actor APIController {
         self.appName = appName
         self.logger = logger
         self.onRequest = onRequest
+    }
+
+    deinit {
+        ownedGroup?.shutdownGracefully { _ in }
+    }
+
+    /// For the server, already on the API thread: handles the request and calls `completion` with the answer
+    /// on the same thread, without passing through the global concurrency pool.
+    func submit(method: String, path: String, body: [UInt8], completion: @escaping @Sendable (APIResponse) -> Void) {
+        Task {
+            completion(await self.handle(method: method, path: path, body: body))
+        }
     }
 
     /// Handles one HTTP request: route, execute, answer. Called by `APIServer`, and by tests directly.
@@ -100,18 +135,21 @@ public actor APIController {
         try result.get()
     }
 
-    private func serialised<T: Sendable>(_ work: @escaping @Sendable (isolated APIController) async -> T) async -> T {
-        let previous = tail
-        let task = Task<T, Never> {
-            await previous?.value
-            return await self.run(work)
+    /// Runs `work` when every earlier request has finished. The queue lives on the actor, so handing over
+    /// from one request to the next needs no other thread.
+    private func serialised<T: Sendable>(_ work: @Sendable (isolated APIController) async -> T) async -> T {
+        if busy {
+            await withCheckedContinuation { waiting.append($0) }   // woken with `busy` still set: our turn
+        } else {
+            busy = true
         }
-        tail = Task { _ = await task.value }
-        return await task.value
-    }
-
-    private func run<T: Sendable>(_ work: @Sendable (isolated APIController) async -> T) async -> T {
-        await work(self)
+        let result = await work(self)
+        if waiting.isEmpty {
+            busy = false
+        } else {
+            waiting.removeFirst().resume()
+        }
+        return result
     }
 
     private func record(method: String, path: String, response: APIResponse) {

@@ -106,7 +106,12 @@ private struct RunningServer: ~Copyable {
     deinit { server.stop() }
 }
 
-@Suite(.serialized) struct ServerTests {
+/// The tests that talk to a real socket block their thread in recv() or on curl; they run one at a time so
+/// that they never hold every thread of the (two-core) test machine's concurrency pool at once.
+@Suite(.serialized) enum SocketTests {}
+
+extension SocketTests {
+@Suite struct ServerTests {
     @Test func answersOverTheSocketWithKeepAlive() throws {
         let running = try RunningServer()
         let client = try RawClient(path: running.path)
@@ -210,4 +215,5 @@ private struct RunningServer: ~Copyable {
         let regular = running.api.file("not-a-socket")
         #expect(throws: APIServerError.notASocket(path: regular)) { try APIServer(socketPath: regular, controller: running.api.controller).start() }
     }
+}
 }

@@ -35,7 +35,7 @@ public final class APIServer: Sendable {
     public let socketPath: String
     private let controller: APIController
     private let logger: Logger
-    private let state = Mutex<(group: MultiThreadedEventLoopGroup?, channel: (any Channel)?)>((nil, nil))
+    private let channel = Mutex<(any Channel)?>(nil)
 
     public init(socketPath: String, controller: APIController, logger: Logger = Logger(label: "swiftlet.api")) {
         self.socketPath = socketPath
@@ -47,8 +47,9 @@ public final class APIServer: Sendable {
     /// replaced; a live one is refused.
     public func start() throws {
         try Self.clearStaleSocket(at: socketPath)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let controller = self.controller
+        // The controller's thread: sockets and requests share the one API thread.
+        let group = controller.eventLoop
         let logger = self.logger
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 128)
@@ -61,25 +62,23 @@ public final class APIServer: Sendable {
                 }
             }
         do {
-            let channel = try bootstrap.bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: false).wait()
-            state.withLock { $0 = (group, channel) }
+            let listening = try bootstrap.bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: false).wait()
+            channel.withLock { $0 = listening }
             logger.info("API listening on \(socketPath)")
         } catch {
-            try? group.syncShutdownGracefully()
             throw APIServerError.bindFailed(path: socketPath, reason: "\(error)")
         }
     }
 
-    /// Stops listening, closes every connection and removes the socket file. Not to be called from the API's
-    /// own event loop thread.
+    /// Stops listening and removes the socket file; connections still open are closed with the controller's
+    /// thread. Not to be called from the API thread itself.
     public func stop() {
-        let (group, channel) = state.withLock { current in
-            defer { current = (nil, nil) }
+        let listening = channel.withLock { current in
+            defer { current = nil }
             return current
         }
-        guard let group else { return }
-        try? channel?.close().wait()
-        try? group.syncShutdownGracefully()
+        guard let listening else { return }
+        try? listening.close().wait()
         unlink(socketPath)
     }
 
