@@ -92,9 +92,9 @@ enum Swiftlet {
     struct Result { let status: Int32; let stdout: String; let stderr: String }
     struct Started { let process: Process; let stdout: Pipe; let stderr: Pipe }
 
-    static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> Started {
+    static func start(_ arguments: [String], environment: [String: String] = [:], executable: String? = nil) throws -> Started {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: executable ?? binary)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let stdout = Pipe(), stderr = Pipe()
@@ -105,8 +105,8 @@ enum Swiftlet {
         return Started(process: process, stdout: stdout, stderr: stderr)
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
-        let started = try start(arguments, environment: environment)
+    static func run(_ arguments: [String], environment: [String: String] = [:], executable: String? = nil) throws -> Result {
+        let started = try start(arguments, environment: environment, executable: executable)
         let out = started.stdout.fileHandleForReading.readDataToEndOfFile()
         let err = started.stderr.fileHandleForReading.readDataToEndOfFile()
         started.process.waitUntilExit()
