@@ -148,6 +148,8 @@ extension Machine {
             let current = state
             guard current == .running else { throw .invalidTransition(operation: "pause", state: current) }
             setState(.pausing)
+            let began = BootTimeline.now()
+            defer { metrics.recordLatency(.vmmPauseVM, microseconds: (BootTimeline.now() - began) / 1000) }
             gate.requestPause()
             for vcpu in vcpus { vcpu.requestImmediateExit() }
             for thread in lifecycle.guarded.withLock({ $0.vcpuThreads }) { thread.kick() }
@@ -168,6 +170,8 @@ extension Machine {
             let current = state
             guard current == .paused else { throw .invalidTransition(operation: "resume", state: current) }
             setState(.resuming)
+            let began = BootTimeline.now()
+            defer { metrics.recordLatency(.vmmResumeVM, microseconds: (BootTimeline.now() - began) / 1000) }
             eventLoop.resume()
             gate.resume()
             setState(.running)

@@ -90,6 +90,7 @@ struct VCPURunner: Sendable {
             case .halt:
                 stop.request(.halted(vcpu: vcpu.id, rip: rip())); return
             case .shutdown:
+                counters.recordFailure()
                 stop.request(.tripleFault(vcpu: vcpu.id, rip: rip())); return
             case .systemEvent(.shutdown):
                 stop.request(.poweredOff); return
@@ -100,14 +101,18 @@ struct VCPURunner: Sendable {
             case let .systemEvent(.other(type)):
                 stop.request(.unexpectedExit(vcpu: vcpu.id, detail: "system event \(type)")); return
             case let .internalError(error):
+                counters.recordFailure()
                 stop.request(.internalError(vcpu: vcpu.id, rip: rip(), suberror: error.suberror, instruction: error.instructionBytes)); return
             case let .failEntry(reason, _):
+                counters.recordFailure()
                 stop.request(.failedEntry(vcpu: vcpu.id, hardwareReason: reason)); return
             case let .debug(exception, pc):
                 stop.request(.unexpectedExit(vcpu: vcpu.id, detail: "debug exit (exception \(exception), pc \(hex(pc)))")); return
             case let .unknown(reason):
+                counters.recordFailure()
                 stop.request(.unexpectedExit(vcpu: vcpu.id, detail: "KVM_EXIT_UNKNOWN (hardware reason \(hex(reason)))")); return
             case let .unhandled(reason):
+                counters.recordFailure()
                 stop.request(.unexpectedExit(vcpu: vcpu.id, detail: "exit reason \(reason)")); return
             }
         }
