@@ -22,6 +22,9 @@ public final class GuestMemory: Sendable {
         self.regions = built
     }
 
+    /// Wraps regions already built and checked (sorted, non-overlapping): `init(ranges:mappingFile:)`.
+    init(checkedRegions: [MemoryRegion]) { regions = checkedRegions }
+
     /// Total bytes of RAM.
     public var totalSize: UInt64 { regions.reduce(0) { $0 + $1.size } }
 

@@ -7,6 +7,10 @@ public enum GuestMemoryError: Error, Equatable, CustomStringConvertible {
     case invalidLayout(String)
     /// mmap failed for a region.
     case mapFailed(size: UInt64, errno: Errno)
+    /// A memory file could not be opened, sized, read or written.
+    case file(path: String, operation: String, errno: Errno)
+    /// A memory file's size does not match the layout it is meant to back.
+    case fileSizeMismatch(path: String, expected: UInt64, actual: UInt64)
 
     public var description: String {
         switch self {
@@ -16,6 +20,10 @@ public enum GuestMemoryError: Error, Equatable, CustomStringConvertible {
             return "invalid guest memory layout: \(reason)"
         case let .mapFailed(size, errno):
             return "mmap of \(size) bytes of guest memory failed: \(errno) (errno \(errno.rawValue))"
+        case let .file(path, operation, errno):
+            return "cannot \(operation) memory file \(path): \(errno) (errno \(errno.rawValue))"
+        case let .fileSizeMismatch(path, expected, actual):
+            return "memory file \(path) is \(actual) bytes; the snapshot's memory layout needs exactly \(expected)"
         }
     }
 }

@@ -7,7 +7,8 @@ import Darwin
 #endif
 import SystemPackage
 
-/// One contiguous piece of guest RAM backed by an anonymous private mapping.
+/// One contiguous piece of guest RAM backed by an anonymous private mapping, or by a private (copy-on-write)
+/// mapping of a snapshot's memory file.
 ///
 /// AUDITED UNSAFE FILE: this is the only place that holds a host pointer to guest RAM. Every access goes
 /// through `hostOffset(of:length:)`, which proves that `[address, address + length)` lies inside the
@@ -35,8 +36,71 @@ public final class MemoryRegion: @unchecked Sendable {
         self.base = pointer
     }
 
+    /// Maps `size` bytes of the open file `file` from `fileOffset` on, copy-on-write (MAP_PRIVATE), for
+    /// guest-physical `[guestBase, guestBase + size)`: a snapshot's memory file. Pages load from the file on
+    /// first touch; the guest's writes go to private copies and never reach the file, so many machines can map
+    /// one file at once. The caller checked the file's size; `fileOffset` must be page-aligned.
+    public init(guestBase: GuestAddress, size: UInt64, mappingFile file: FileDescriptor, fileOffset: UInt64) throws(GuestMemoryError) {
+        guard size > 0, size <= UInt64(Int.max), guestBase.checkedAdding(size) != nil,
+              fileOffset % Self.pageSize == 0, fileOffset <= UInt64(Int.max) else {
+            throw .invalidLayout("file-backed region at \(guestBase) of size \(size), file offset \(fileOffset)")
+        }
+        let pointer = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, file.rawValue, off_t(fileOffset))
+        guard let pointer, pointer != MAP_FAILED else {
+            throw .mapFailed(size: size, errno: Errno(rawValue: errno))
+        }
+        self.guestBase = guestBase
+        self.size = size
+        self.base = pointer
+    }
+
     deinit {
         munmap(base, Int(size))
+    }
+
+    /// The page granularity of snapshots' memory files (x86's base page).
+    public static let pageSize: UInt64 = 4096
+
+    /// Writes the region's pages that are not all zero to `file` at `fileOffset + their offset`, leaving the
+    /// all-zero ones as holes (the file was sized beforehand, so they read back as zeros). Runs of non-zero pages
+    /// go out in one pwrite each. Returns the bytes written.
+    func writeNonZeroPages(to file: FileDescriptor, fileOffset: UInt64, path: String) throws(GuestMemoryError) -> UInt64 {
+        let page = Int(Self.pageSize)
+        let zeros = [UInt8](repeating: 0, count: page)
+        let maxRun = 8 << 20
+        var written: UInt64 = 0
+        var runStart: Int?
+        func flush(_ start: Int, _ end: Int) throws(GuestMemoryError) {
+            var done = start
+            while done < end {
+                // SAFETY: start..<end lies inside the mapping (page offsets below `size`, clamped to it).
+                let count = pwrite(file.rawValue, base + done, end - done, off_t(fileOffset + UInt64(done)))
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    throw .file(path: path, operation: "write", errno: Errno(rawValue: errno))
+                }
+                done += count
+            }
+            written += UInt64(end - start)
+        }
+        var offset = 0
+        let total = Int(size)
+        while offset < total {
+            let length = min(page, total - offset)
+            // SAFETY: offset + length <= size.
+            let isZero = zeros.withUnsafeBytes { memcmp(base + offset, $0.baseAddress!, length) == 0 }
+            if isZero {
+                if let start = runStart { try flush(start, offset); runStart = nil }
+            } else if let start = runStart, offset - start >= maxRun {
+                try flush(start, offset)
+                runStart = offset
+            } else if runStart == nil {
+                runStart = offset
+            }
+            offset += length
+        }
+        if let start = runStart { try flush(start, total) }
+        return written
     }
 
     /// One past the last guest address in the region.
