@@ -24,11 +24,11 @@ public struct ACPIConfiguration: Sendable {
     /// VMM's RTC implements that register (0x32 on PC-compatible RTCs): Linux then reads the century from
     /// it; with 0 it assumes 19xx/20xx from the two-digit year, which is right until 2070.
     public var cmosCenturyRegister: UInt8 = 0
-    /// Whether the FADT says an 8042 keyboard controller is present (IA-PC boot flag "8042"). Default
-    /// false: with the flag clear and no PNP0303 device in the DSDT, Linux's i8042 driver does not probe
-    /// ports 0x60/0x64 at all, which saves boot time and needs no keyboard emulation. Rebooting through
-    /// the 8042 (`reboot=k`) still works when the VMM has one: that path writes 0xFE to port 0x64 directly,
-    /// without the driver. Set it to true only for a VMM with a complete i8042.
+    /// Whether an 8042 keyboard controller is present: the FADT's IA-PC boot flag "8042" and a PNP0303
+    /// keyboard device in the DSDT. Default false: with neither, Linux's i8042 driver does not probe ports
+    /// 0x60/0x64 at all, which saves boot time and needs no keyboard emulation. Rebooting through the 8042
+    /// (`reboot=k`) works either way: that path writes 0xFE to port 0x64 directly, without the driver. A VMM
+    /// that types keys into the guest (Ctrl-Alt-Del) needs it true, and a complete enough i8042.
     public var i8042Present = false
     /// More objects for the `\_SB_` scope of the DSDT (virtio-mmio devices, a PCI host bridge, ...).
     public var additionalDevices: [any AMLEncodable] = []

@@ -5,6 +5,7 @@
 ///     Scope (\_SB) {
 ///         Device (COM1) { ... PNP0501, IO 0x3F8-0x3FF, IRQ 4 ... }
 ///         Device (RTC)  { ... PNP0B00, IO 0x70-0x71, IRQ 8 ... }
+///         Device (KBD)  { ... PNP0303, IO 0x60, 0x64, IRQ 1 ... }      (when the 8042 is declared present)
 ///         ...additionalDevices
 ///     }
 enum DSDT {
@@ -21,6 +22,7 @@ enum DSDT {
         var systemBus: [any AMLEncodable] = []
         if config.com1 { systemBus.append(LegacyDevices.serialPort(name: "COM1", uid: 0, ioBase: 0x3F8, irq: 4)) }
         if config.cmosRTC { systemBus.append(LegacyDevices.cmosRTC()) }
+        if config.i8042Present { systemBus.append(LegacyDevices.ps2Keyboard()) }
         systemBus += config.additionalDevices
 
         var body = softOffPackage.amlBytes
@@ -42,6 +44,21 @@ public enum LegacyDevices {
             AML.Name("_CRS", ResourceTemplate([
                 .io(minimum: ioBase, maximum: ioBase, alignment: 8, length: 8),
                 .irqNoFlags([irq]),
+            ])),
+        ])
+    }
+
+    /// The 8042 keyboard controller's keyboard port: `_HID` PNP0303, data port 0x60, command/status port 0x64,
+    /// IRQ 1. Linux's i8042 driver finds the controller through this object (its PNP probe); without it the
+    /// driver gives up ("PNP: No PS/2 controller found") and the guest never reads a key, so Ctrl-Alt-Del
+    /// typed by the VMM (Firecracker's `SendCtrlAltDel`) would go unheard. No AUX (mouse) port is declared.
+    public static func ps2Keyboard(name: AMLName = "KBD") -> AML.Device {
+        AML.Device(name, [
+            AML.Name("_HID", AML.EISAID("PNP0303")),
+            AML.Name("_CRS", ResourceTemplate([
+                .io(minimum: 0x60, maximum: 0x60, alignment: 1, length: 1),
+                .io(minimum: 0x64, maximum: 0x64, alignment: 1, length: 1),
+                .irqNoFlags([1]),
             ])),
         ])
     }

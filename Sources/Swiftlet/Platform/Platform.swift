@@ -27,8 +27,19 @@ enum Platform {
 
     static func acpiConfiguration(vcpuCount: Int) -> ACPIConfiguration {
         var acpi = ACPIConfiguration(vcpuCount: vcpuCount)
+        // The guest's i8042 driver binds to the keyboard, so that Ctrl-Alt-Del typed by the VMM (the API's
+        // SendCtrlAltDel, Machine.requestStop) reaches it; the I8042 model answers its probe without timeouts.
+        acpi.i8042Present = true
         PCIPlatform.describe(in: &acpi)
         return acpi
+    }
+
+    /// A write that would take a file past the process's RLIMIT_FSIZE raises SIGXFSZ, whose default action kills
+    /// the process. A guest's disk write must not end the VMM: with the signal ignored the write fails with EFBIG
+    /// instead, and that one request is answered VIRTIO_BLK_S_IOERR. Process-wide, set once when a machine is
+    /// built (before any device thread); harmless to repeat.
+    static func ignoreFileSizeSignal() {
+        _ = signal(SIGXFSZ, SIG_IGN)
     }
 
     /// Builds the platform's devices. With `virtio` (Linux guests: it needs the in-kernel irqchip for MSI
@@ -37,9 +48,11 @@ enum Platform {
                       virtio: (memory: GuestMemory, disks: [DiskConfiguration], networks: [NetworkConfiguration], console: Bool,
                                vsock: VsockConfiguration?, eventLoop: DeviceEventLoop)?,
                       logger: Logger) throws(MachineError) -> Attached {
+        ignoreFileSizeSignal()
         var ports = PortIOBus()
         var mmio = MMIOBus()
-        let serial = Serial8250(sink: ConsoleOutput(fd: consoleOutput),
+        let output = try ConsoleOutput(fd: consoleOutput, logger: logger)
+        let serial = Serial8250(sink: output,
                                 interrupt: KVMInterruptLine(vm: vm, gsi: Serial8250.com1IRQ),
                                 onFirstOutput: { timeline.mark(.firstConsoleByte) })
         do {
