@@ -183,6 +183,16 @@ extension SocketTests {
         #expect(try client.readResponse().body == #"{"ok":true}"#)
     }
 
+    @Test func pipelinedRequestsAreAnsweredInOrder() throws {
+        let running = try RunningServer()
+        let client = try RawClient(path: running.path)
+        // Three requests in one write: the PUT must be applied before the GET that follows it is answered.
+        client.send(request("PUT", "/mmds", #"{"n": 1}"#) + request("GET", "/mmds") + request("GET", "/version"))
+        #expect(try client.readResponse().status == 204)
+        #expect(try client.readResponse().body == #"{"n":1}"#)
+        #expect(try client.readResponse().body.contains("firecracker_version"))
+    }
+
     @Test func connectionCloseIsHonoured() throws {
         let running = try RunningServer()
         let client = try RawClient(path: running.path)
