@@ -42,14 +42,12 @@ extension VMResources {
             warnings.append("the kernel command line contains 8250.nr_uarts=0: the guest has no serial console (Firecracker's default "
                 + "boot_args disable it; pass boot_args with console=ttyS0 to see the guest's output).")
         }
-        if entropy != nil {
-            warnings.append("an entropy device is configured, but this version of Swiftlet has no virtio-rng device: the guest will not get one.")
-        }
+        // `entropy` needs nothing here: every Swiftlet guest has a virtio-rng (its rate limiter is not enforced).
         return (configuration, warnings)
     }
 
     /// The virtio-blk serial (VIRTIO_BLK_T_GET_ID) holds 20 bytes: the drive id, cut at a character boundary.
-    static func serial(for driveID: String) -> String {
+    public static func serial(for driveID: String) -> String {
         var serial = ""
         for character in driveID {
             guard serial.utf8.count + String(character).utf8.count <= 20 else { break }

@@ -69,7 +69,8 @@ final class MachineBackend: VMMBackend {
 
     func replaceDrive(id: String, path: String) throws {
         guard let machine = current else { throw LifecycleError.invalidTransition(operation: "update a drive of", state: .stopped) }
-        try machine.replaceDrive(id: id, path: path)
+        // The machine knows the drive by its virtio-blk serial: the drive_id cut to 20 bytes.
+        try machine.replaceDrive(id: VMResources.serial(for: id), path: path)
     }
 
     func flushMetrics() throws { try observability.flushMetrics() }
