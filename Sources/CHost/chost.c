@@ -82,3 +82,24 @@ int chost_unix_connect(const char *path) {
 }
 
 int chost_accept_nonblocking(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+
+int chost_ofd_lock_whole_file(int fd, int exclusive) {
+    struct flock lock = {0};  // l_pid must be 0 for OFD locks
+    lock.l_type = exclusive ? F_WRLCK : F_RDLCK;
+    lock.l_whence = SEEK_SET;
+    lock.l_start = 0;
+    lock.l_len = 0;  // to the end of the file, however it grows
+    int result;
+    do { result = fcntl(fd, F_OFD_SETLK, &lock); } while (result < 0 && errno == EINTR);
+    return result;
+}
+
+int chost_ofd_lock_conflicts(int fd, int exclusive) {
+    struct flock lock = {0};
+    lock.l_type = exclusive ? F_WRLCK : F_RDLCK;
+    lock.l_whence = SEEK_SET;
+    lock.l_start = 0;
+    lock.l_len = 0;
+    if (fcntl(fd, F_OFD_GETLK, &lock) < 0) return -1;
+    return lock.l_type == F_UNLCK ? 0 : 1;
+}

@@ -4,6 +4,9 @@ import SystemPackage
 public enum KVMError: Error, Equatable, CustomStringConvertible {
     /// /dev/kvm could not be opened.
     case deviceUnavailable(path: String, errno: Errno)
+    /// The file at `path` opened but is not KVM: it refused KVM_GET_API_VERSION (a device node with the wrong
+    /// numbers, a regular file, /dev/null bind-mounted in a sandbox).
+    case notKVM(path: String, errno: Errno)
     /// An ioctl returned -1.
     case ioctlFailed(name: String, errno: Errno)
     /// KVM_GET_API_VERSION returned something other than 12 (the only stable API version).
@@ -28,6 +31,9 @@ public enum KVMError: Error, Equatable, CustomStringConvertible {
                 break
             }
             return text
+        case let .notKVM(path, errno):
+            return "\(path) is not the KVM device: it refused KVM_GET_API_VERSION (\(errno), errno \(errno.rawValue)). "
+                + "/dev/kvm must be the character device 10:232 created by the kvm module (`ls -l /dev/kvm`; `modprobe kvm_intel` or `kvm_amd`)"
         case let .ioctlFailed(name, errno):
             return "\(name) failed: \(errno) (errno \(errno.rawValue))"
         case let .unsupportedAPIVersion(version):

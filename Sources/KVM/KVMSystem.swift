@@ -25,7 +25,14 @@ public final class KVMSystem: Sendable {
             throw .deviceUnavailable(path: path, errno: .ioError)
         }
         self.fd = fd
-        let version = try Ioctl.none(fd.rawValue, CKVM_GET_API_VERSION, "KVM_GET_API_VERSION")
+        let version: Int32
+        do {
+            version = try Ioctl.none(fd.rawValue, CKVM_GET_API_VERSION, "KVM_GET_API_VERSION")
+        } catch {
+            // Any file opens; only KVM answers its first ioctl. ENOTTY/EINVAL mean "not this device".
+            if case let .ioctlFailed(_, errno) = error { throw .notKVM(path: path, errno: errno) }
+            throw error
+        }
         guard version == Self.stableAPIVersion else { throw .unsupportedAPIVersion(version) }
         vcpuMmapSize = Int(try Ioctl.none(fd.rawValue, CKVM_GET_VCPU_MMAP_SIZE, "KVM_GET_VCPU_MMAP_SIZE"))
     }

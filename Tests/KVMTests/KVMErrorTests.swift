@@ -27,10 +27,13 @@ struct KVMErrorTests {
     }
 
     @Test func aFileThatIsNotKVMIsRejected() {
-        // /dev/null answers every ioctl with ENOTTY: KVM_GET_API_VERSION fails and says so.
-        #expect(throws: KVMError.ioctlFailed(name: "KVM_GET_API_VERSION", errno: .inappropriateIOCTLForDevice)) {
+        // /dev/null answers every ioctl with ENOTTY: the error says the file is not KVM and what /dev/kvm should be.
+        #expect(throws: KVMError.notKVM(path: "/dev/null", errno: .inappropriateIOCTLForDevice)) {
             try KVMSystem(path: "/dev/null")
         }
+        let text = KVMError.notKVM(path: "/dev/null", errno: .inappropriateIOCTLForDevice).description
+        #expect(text.contains("/dev/null is not the KVM device"), "\(text)")
+        #expect(text.contains("10:232"), "\(text)")
     }
 
     @Test("an emulation failure's instruction bytes are decoded from internal.data")

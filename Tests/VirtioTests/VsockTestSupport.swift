@@ -44,9 +44,10 @@ final class VsockHarness {
     private var receiveBuffers: [UInt16: [TestDriver.Buffer]] = [:]
     private var receiveUsedSeen: UInt16 = 0
 
-    init(size: UInt16 = 64) throws {
+    init(size: UInt16 = 64, maximumConnections: Int = VsockMuxer.defaultMaximumConnections) throws {
         let listeners = self.listeners
-        device = VsockDevice(guestCID: Self.guestCID, socketPath: Self.socketPath, openListener: { try listeners.open($0) })
+        device = VsockDevice(guestCID: Self.guestCID, socketPath: Self.socketPath, openListener: { try listeners.open($0) },
+                             maximumConnections: maximumConnections)
         receive = try TestDriver(size: size)
         transmit = try TestDriver(size: size)
         event = try TestDriver(size: size)

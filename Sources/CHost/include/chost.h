@@ -37,4 +37,11 @@ int chost_unix_connect(const char *path);
 /// when none is waiting).
 int chost_accept_nonblocking(int fd);
 
+/// An open file description lock (fcntl F_OFD_SETLK, a GNU extension) on the whole of `fd`'s file: a write lock
+/// when `exclusive`, else a read lock. Never waits: -1 with errno EAGAIN when another open file description
+/// (another process, QEMU, or another open of the file in this one) holds a conflicting lock.
+/// `chost_ofd_lock_conflicts` only asks (F_OFD_GETLK): 1 if such a lock exists, 0 if not, -1 on error.
+int chost_ofd_lock_whole_file(int fd, int exclusive);
+int chost_ofd_lock_conflicts(int fd, int exclusive);
+
 #endif

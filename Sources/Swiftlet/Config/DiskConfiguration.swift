@@ -26,6 +26,7 @@ public struct DiskConfiguration: Sendable, Equatable {
             if option == "readonly" || option == "ro" {
                 readOnly = true
             } else if option.hasPrefix("id=") {
+                guard id == nil else { throw .invalidDisk(text, reason: "'id' is given more than once") }
                 id = String(option.dropFirst(3))
             } else {
                 throw .invalidDisk(text, reason: "unknown option '\(option)' (expected readonly or id=NAME)")

@@ -7,6 +7,9 @@ import Glibc
 public struct MachineConfiguration: Sendable, Equatable {
     public static let defaultMemory = MemorySize.mebibytes(512)
     public static let maximumVCPUs = 64
+    /// Virtio devices a guest can have: one PCI function each on bus 0, devices 1 to 31 (device 0 is the host
+    /// bridge). The virtio-rng always takes one.
+    public static let maximumVirtioDevices = 31
 
     /// What the guest runs: a Linux kernel (the normal case), or a raw code image (tiny test guests,
     /// benchmarks).
@@ -77,6 +80,12 @@ public struct MachineConfiguration: Sendable, Equatable {
         }
         guard memory.bytes % 4096 == 0 else { throw .invalidMemory(memory, reason: "memory size must be a multiple of 4 KiB") }
         guard memory.bytes <= 1 << 40 else { throw .invalidMemory(memory, reason: "at most 1 TiB is supported") }
+        if case .linux = payload, virtioDeviceCount > Self.maximumVirtioDevices {
+            throw .tooManyDevices(virtioDeviceCount, maximum: Self.maximumVirtioDevices,
+                                  reason: "\(disks.count) disks, \(networks.count) network interfaces, \(vsock == nil ? 0 : 1) vsock, "
+                                      + "\(console == .virtio ? 1 : 0) virtio-console and the virtio-rng; each is a PCI device on bus 0")
+        }
+        for network in networks { try network.validate() }
         for disk in disks { try disk.validate() }
         let paths = disks.map(\.path)
         if let repeated = paths.first(where: { path in paths.filter { $0 == path }.count > 1 }) {
@@ -84,8 +93,15 @@ public struct MachineConfiguration: Sendable, Equatable {
         }
         switch payload {
         case let .linux(linux):
-            try Self.checkReadableFile(linux.kernelPath, role: "kernel")
-            if let initrd = linux.initrdPath { try Self.checkReadableFile(initrd, role: "initrd") }
+            // The sizes come from stat, before a byte is read: a payload larger than guest RAM cannot be loaded,
+            // and reading (say) a 40 GiB initrd first would exhaust host memory or take minutes.
+            let kernelSize = try Self.checkReadableFile(linux.kernelPath, role: "kernel")
+            try Self.checkFits(kernelSize, role: "kernel", path: linux.kernelPath, memory: memory)
+            if let initrd = linux.initrdPath {
+                let initrdSize = try Self.checkReadableFile(initrd, role: "initrd")
+                try Self.checkFits(kernelSize + initrdSize, role: "initrd", path: initrd, memory: memory,
+                                   detail: " with the \(kernelSize)-byte kernel")
+            }
             guard !linux.commandLine.utf8.contains(0) else { throw .invalidCommandLine("the command line contains a NUL byte") }
         case let .rawImage(raw):
             try Self.checkReadableFile(raw.path, role: "raw image")
@@ -93,12 +109,28 @@ public struct MachineConfiguration: Sendable, Equatable {
         }
     }
 
-    static func checkReadableFile(_ path: String, role: String) throws(ConfigurationError) {
+    /// How many virtio devices (PCI functions) this configuration needs: the virtio-rng, the virtio-console, the
+    /// vsock, the network interfaces and the disks.
+    public var virtioDeviceCount: Int {
+        1 + (console == .virtio ? 1 : 0) + (vsock == nil ? 0 : 1) + networks.count + disks.count
+    }
+
+    static func checkFits(_ size: Int64, role: String, path: String, memory: MemorySize, detail: String = "") throws(ConfigurationError) {
+        guard size >= 0, UInt64(size) < memory.bytes else {
+            throw .unreadableFile(role: role, path: path,
+                                  reason: "\(size) bytes\(detail) do not fit in the guest's \(memory) of memory (--memory)")
+        }
+    }
+
+    /// Returns the file's size.
+    @discardableResult
+    static func checkReadableFile(_ path: String, role: String) throws(ConfigurationError) -> Int64 {
         var info = stat()
         guard stat(path, &info) == 0 else { throw .unreadableFile(role: role, path: path, reason: String(cString: strerror(errno))) }
         guard (info.st_mode & S_IFMT) == S_IFREG else { throw .unreadableFile(role: role, path: path, reason: "not a regular file") }
         guard access(path, R_OK) == 0 else { throw .unreadableFile(role: role, path: path, reason: String(cString: strerror(errno))) }
         guard info.st_size > 0 else { throw .unreadableFile(role: role, path: path, reason: "the file is empty") }
+        return Int64(info.st_size)
     }
 }
 
@@ -175,6 +207,7 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case invalidDisk(String, reason: String)
     case invalidNetwork(String, reason: String)
     case invalidVsock(String, reason: String)
+    case tooManyDevices(Int, maximum: Int, reason: String)
     case defaultGuestMissing(directory: String)
 
     public var description: String {
@@ -187,6 +220,8 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
         case let .invalidDisk(spec, reason): return "invalid disk \(spec): \(reason)"
         case let .invalidNetwork(spec, reason): return "invalid network \(spec): \(reason)"
         case let .invalidVsock(spec, reason): return "invalid vsock \(spec): \(reason)"
+        case let .tooManyDevices(count, maximum, reason):
+            return "too many devices: \(count) virtio devices (\(reason)), at most \(maximum) are supported"
         case let .defaultGuestMissing(directory):
             return "no --kernel given and the default guest is not prepared (\(directory) is missing). Run `scripts/setup` first, or pass --kernel PATH [--initrd PATH]"
         }

@@ -65,12 +65,16 @@ public struct NetworkConfiguration: Sendable, Equatable {
         var address: IPv4Interface?
         var gateway: IPv4Address?
         var mtu: UInt16?
+        var seen: Set<String> = []
         for option in text.split(separator: ",").map(String.init) {
+            let parts = option.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            // A repeated key would silently override the first one: `mac=...,mac=...` is a mistake, so say so.
+            let key = parts[0] == "gw" ? "gateway" : parts[0]
+            guard seen.insert(key).inserted else { throw .invalidNetwork(text, reason: "'\(parts[0])' is given more than once") }
             if option == "listen" {
                 listen = true
                 continue
             }
-            let parts = option.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 2 else { throw .invalidNetwork(text, reason: "'\(option)' is not key=value") }
             if ["tap", "socket"].contains(parts[0]), backend != nil {
                 throw .invalidNetwork(text, reason: "one backend per interface: tap= or socket=")
@@ -89,12 +93,13 @@ public struct NetworkConfiguration: Sendable, Equatable {
                 backend = .socket(path: parts[1], listen: false)
             case "mac":
                 guard let parsed = MACAddress(parts[1]) else { throw .invalidNetwork(text, reason: "'\(parts[1])' is not a MAC address") }
-                guard parsed.bytes[0] & 1 == 0 else { throw .invalidNetwork(text, reason: "\(parsed) is a multicast address") }
+                if let problem = parsed.unicastProblem { throw .invalidNetwork(text, reason: problem) }
                 mac = parsed
             case "ip":
                 guard let parsed = IPv4Interface(parts[1]) else {
                     throw .invalidNetwork(text, reason: "'\(parts[1])' is not an IPv4 address with a prefix, like 10.0.0.2/24")
                 }
+                if let problem = parsed.hostAddressProblem { throw .invalidNetwork(text, reason: problem) }
                 address = parsed
             case "gateway", "gw":
                 guard let parsed = IPv4Address(parts[1]) else { throw .invalidNetwork(text, reason: "'\(parts[1])' is not an IPv4 address") }
@@ -116,8 +121,8 @@ public struct NetworkConfiguration: Sendable, Equatable {
             backend = .socket(path: path, listen: true)
         }
         if gateway != nil, address == nil { throw .invalidNetwork(text, reason: "a gateway needs ip=ADDR/PREFIX too") }
-        if let gateway, let address, !address.contains(gateway) {
-            throw .invalidNetwork(text, reason: "gateway \(gateway) is not in \(address)")
+        if let gateway, let address {
+            if let problem = Self.gatewayProblem(gateway, address: address) { throw .invalidNetwork(text, reason: problem) }
         }
         // The seed names the socket's end, so the two VMs on one socket path do not derive the same MAC.
         let seed: String
@@ -127,6 +132,26 @@ public struct NetworkConfiguration: Sendable, Equatable {
         }
         let derivedMAC = MACAddress.derived(from: "\(seed)#\(index)")
         self.init(backend: backend, mac: mac ?? derivedMAC, address: address, gateway: gateway, mtu: mtu)
+    }
+
+    /// The checks of a configuration made in code (the parser makes them too, with the `--net` text).
+    func validate() throws(ConfigurationError) {
+        if let problem = mac.unicastProblem { throw .invalidNetwork("\(mac)", reason: problem) }
+        if let address, let problem = address.hostAddressProblem { throw .invalidNetwork("\(address)", reason: problem) }
+        if let gateway {
+            guard let address else { throw .invalidNetwork("\(gateway)", reason: "a gateway needs an interface address too") }
+            if let problem = Self.gatewayProblem(gateway, address: address) { throw .invalidNetwork("\(gateway)", reason: problem) }
+        }
+    }
+
+    /// Why `gateway` cannot be the gateway of an interface at `address`, if it cannot.
+    static func gatewayProblem(_ gateway: IPv4Address, address: IPv4Interface) -> String? {
+        if !address.contains(gateway) { return "gateway \(gateway) is not in \(address)" }
+        if gateway == address.address { return "gateway \(gateway) is the interface's own address" }
+        if address.prefixLength <= 30, gateway.value == address.networkAddress || gateway.value == address.broadcastAddress {
+            return "gateway \(gateway) is the network or broadcast address of \(address)"
+        }
+        return nil
     }
 
     /// The kernel command-line parameter that tells the guest's /init about interface `index`.
@@ -153,6 +178,14 @@ public struct MACAddress: Sendable, Equatable, CustomStringConvertible {
     }
 
     init(bytes: [UInt8]) { self.bytes = bytes }
+
+    /// Why this cannot be an interface's own address: all zeros is no address, and a multicast address (the
+    /// low bit of the first byte, IEEE 802) names a group, never one station.
+    public var unicastProblem: String? {
+        if bytes.allSatisfy({ $0 == 0 }) { return "\(self) is not a usable MAC address (all zeros)" }
+        if bytes[0] & 1 != 0 { return "\(self) is a multicast address" }
+        return nil
+    }
 
     /// A locally administered unicast address (first byte 0x02) from a 32-bit FNV-1a hash of `seed`.
     static func derived(from seed: String) -> MACAddress {
@@ -199,6 +232,18 @@ public struct IPv4Interface: Sendable, Equatable, CustomStringConvertible {
     var mask: UInt32 { prefixLength == 0 ? 0 : ~UInt32(0) << (32 - UInt32(prefixLength)) }
 
     public func contains(_ other: IPv4Address) -> Bool { other.value & mask == address.value & mask }
+
+    var networkAddress: UInt32 { address.value & mask }
+    var broadcastAddress: UInt32 { address.value | ~mask }
+
+    /// Why this cannot be a host's address: up to /30 the first and last addresses of a subnet are the network
+    /// and its broadcast (RFC 919/922); /31 (RFC 3021) and /32 have neither.
+    public var hostAddressProblem: String? {
+        guard prefixLength <= 30 else { return nil }
+        if address.value == networkAddress { return "\(self) is the network address, not a host's" }
+        if address.value == broadcastAddress { return "\(self) is the broadcast address, not a host's" }
+        return nil
+    }
 
     public var description: String { "\(address)/\(prefixLength)" }
 }

@@ -28,6 +28,10 @@ public struct VsockConfiguration: Sendable, Equatable {
         for option in text.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
             let parts = option.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 2 else { throw .invalidVsock(text, reason: "'\(option)' is not key=value") }
+            // `cid=3,cid=4` would silently keep the last: refuse it.
+            if (parts[0] == "cid" && cid != nil) || (parts[0] == "socket" && socket != nil) {
+                throw .invalidVsock(text, reason: "'\(parts[0])' is given more than once")
+            }
             switch parts[0] {
             case "cid":
                 guard let value = UInt64(parts[1]), value <= UInt64(UInt32.max) else {

@@ -65,7 +65,7 @@ struct PayloadImage {
                     reservedRanges: PCIPlatform.reservedRanges), into: memory)
                 return Entry(cpu: loaded.cpu, log: loaded.log)
             } catch {
-                throw .boot(error)
+                throw Self.explain(error, extraCommandLine: extraCommandLine)
             }
         case let .raw(raw, image):
             let address = GuestAddress(RawImagePayload.loadAddress)
@@ -88,6 +88,17 @@ struct PayloadImage {
                 throw .device("\(error)")
             }
         }
+    }
+
+    /// The loader counts the whole command line, the parameters Swiftlet appends included: say so, or the user
+    /// looks at a command line of their own that is well within the limit.
+    static func explain(_ error: BootError, extraCommandLine: [String]) -> MachineError {
+        guard case let .commandLineTooLong(length, maximum) = error, !extraCommandLine.isEmpty else { return .boot(error) }
+        let added = extraCommandLine.reduce(0) { $0 + 1 + $1.utf8.count }
+        let names = extraCommandLine.map { String($0.prefix(while: { $0 != "=" })) }.joined(separator: ", ")
+        return .configuration(.invalidCommandLine(
+            "\(length) bytes is longer than this kernel's limit of \(maximum); that includes \(added) bytes of parameters "
+                + "Swiftlet appends for the network interfaces (\(names)), so shorten the command line or use fewer --net"))
     }
 
     /// Reads a whole file.

@@ -4,6 +4,9 @@ import KVM
 import GuestMemory
 import Logging
 import Virtio
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The PC platform every guest gets: COM1, the i8042 (for reset), the CMOS RTC, the ACPI power registers and
 /// the ports Linux pokes at boot; the PIC, IOAPIC, local APICs and PIT are KVM's in-kernel models.
@@ -15,6 +18,9 @@ import Virtio
 enum Platform {
     struct Attached {
         let serial: Serial8250
+        /// Where the guest's console output goes (the serial port's and the virtio-console's), buffered so that a
+        /// reader that does not read never blocks a vCPU or the device loop.
+        let consoleOutput: ConsoleOutput
         /// The virtio-console, when the configuration puts the terminal on it.
         let virtioConsole: ConsoleDevice?
         let portBus: PortIOBus
@@ -69,10 +75,9 @@ enum Platform {
             var virtioConsole: ConsoleDevice?
             if let virtio {
                 if virtio.console {
-                    let output = ConsoleOutput(fd: consoleOutput)
                     virtioConsole = ConsoleDevice(output: { bytes in
                         timeline.mark(.firstConsoleByte)
-                        for byte in bytes { output.write(byte) }
+                        output.write(contentsOf: bytes)
                     })
                 }
                 try virtioPlatform.attach(disks: virtio.disks, networks: virtio.networks, console: virtioConsole, vsock: virtio.vsock,
@@ -81,7 +86,7 @@ enum Platform {
             let attached = virtioPlatform.attached.withLock { $0 }
             let registry = DeviceRegistry(serial: serial, i8042: i8042, drives: attached.drives,
                                           networkInterfaces: attached.networkInterfaces, vsock: attached.vsock)
-            return Attached(serial: serial, virtioConsole: virtioConsole, portBus: ports, mmioBus: mmio, pci: pci,
+            return Attached(serial: serial, consoleOutput: output, virtioConsole: virtioConsole, portBus: ports, mmioBus: mmio, pci: pci,
                             socketFiles: virtioPlatform.socketFiles.withLock { $0 }, registry: registry)
         } catch let error as MachineError {
             throw error

@@ -37,8 +37,40 @@ final class VirtioPlatform: Sendable {
     }
 
     /// Creates and attaches the devices. `root` must have been built with `barChanged` as its BAR callback.
+    ///
+    /// If a device cannot be created (a locked disk, a TAP that does not exist), the socket files the listeners
+    /// made so far are removed before the error is thrown: nobody will ever accept on them, and a later attempt
+    /// (the next run, or the API's next InstanceStart in this process) must not find them and take them for
+    /// another VMM's.
     func attach(disks: [DiskConfiguration], networks: [NetworkConfiguration], console: ConsoleDevice?, vsock: VsockConfiguration?,
                 to root: PCIRoot, memory: GuestMemory, router: KVMMSIRouter, eventLoop: DeviceEventLoop) throws(MachineError) {
+        do {
+            try attachDevices(disks: disks, networks: networks, console: console, vsock: vsock, to: root, memory: memory, router: router,
+                              eventLoop: eventLoop)
+        } catch {
+            removeSocketFiles()
+            throw error
+        }
+    }
+
+    /// Removes the socket files our listeners created (each only if it is still ours).
+    func removeSocketFiles() {
+        let files = socketFiles.withLock { files in
+            defer { files = [] }
+            return files
+        }
+        for file in files { file.remove() }
+    }
+
+    private func attachDevices(disks: [DiskConfiguration], networks: [NetworkConfiguration], console: ConsoleDevice?, vsock: VsockConfiguration?,
+                               to root: PCIRoot, memory: GuestMemory, router: KVMMSIRouter, eventLoop: DeviceEventLoop) throws(MachineError) {
+        // Device numbers 1 to 31 on bus 0 (0 is the host bridge). `MachineConfiguration.validate` says so first,
+        // with the breakdown; this keeps a configuration that skipped validation from trapping in PCIAddress.
+        let count = 1 + (console == nil ? 0 : 1) + (vsock == nil ? 0 : 1) + networks.count + disks.count
+        guard count <= MachineConfiguration.maximumVirtioDevices else {
+            throw .configuration(.tooManyDevices(count, maximum: MachineConfiguration.maximumVirtioDevices,
+                                                 reason: "one PCI device each on bus 0"))
+        }
         var devices: [any VirtioDevice] = [EntropyDevice(logger: Logger(label: "swiftlet.virtio.rng"))]
         if let console { devices.append(console) }
         if let vsock {
@@ -48,13 +80,13 @@ final class VirtioPlatform: Sendable {
             attached.withLock { $0.vsock = bridge.device }
             if let file = bridge.socketFile { socketFiles.withLock { $0.append(file) } }
         }
-        var networkSocketFiles: [OwnedSocketFile] = []
         for (index, network) in networks.enumerated() {
+            var networkSocketFiles: [OwnedSocketFile] = []
             let device = try NetworkPump.makeDevice(for: network, eventLoop: eventLoop, socketFiles: &networkSocketFiles)
+            socketFiles.withLock { $0 += networkSocketFiles }
             devices.append(device)
             attached.withLock { $0.networkInterfaces.append(.init(id: network.id ?? "net\(index)", device: device)) }
         }
-        socketFiles.withLock { $0 += networkSocketFiles }
         for (index, disk) in disks.enumerated() {
             do {
                 let image = try RawDiskImage(path: disk.path, readOnly: disk.readOnly)
@@ -88,6 +120,14 @@ final class VirtioPlatform: Sendable {
         }
     }
 
+    /// The guest-physical notify address of each queue of `transport` when its BAR is at `base`.
+    func notifyAddresses(of transport: Transport, base: UInt64) -> [UInt64] {
+        (0..<transport.notifiers.count).map { base + transport.device.notifyRegion(queue: $0).offset }
+    }
+
+    /// The transport at `address`, if any (tests).
+    func transport(at address: PCIAddress) -> Transport? { transports.withLock { $0[address] } }
+
     /// PCIRoot's BAR-change callback (vCPU thread, configuration lock held: no config accesses here).
     func barChanged(_ change: PCIBARChange) {
         guard change.index == VirtioPCILayout.barIndex, let transport = transports.withLock({ $0[change.device] }) else { return }
@@ -99,14 +139,21 @@ final class VirtioPlatform: Sendable {
                 registered[change.device] = nil
             }
             guard let base = change.new?.base else { return }
+            let addresses = notifyAddresses(of: transport, base: base)
+            var done: [(EventFD, UInt64)] = []
             do {
-                for (queue, notifier) in transport.notifiers.enumerated() {
-                    let address = base + transport.device.notifyRegion(queue: queue).offset
+                for (notifier, address) in zip(transport.notifiers, addresses) {
                     try vm.registerIOEventFD(notifier, at: .mmio(GuestAddress(address)), length: 0)
+                    done.append((notifier, address))
                 }
                 registered[change.device] = base
             } catch {
-                // Without ioeventfds the notify writes exit to the VMM and still reach the device (slower).
+                // All or none: a half-registered set would leave KVM answering some notify addresses with eventfds
+                // nobody expects there, and the next BAR move would not know to remove them. Without ioeventfds
+                // the notify writes exit to the VMM and still reach the device (slower).
+                for (notifier, address) in done {
+                    try? vm.unregisterIOEventFD(notifier, at: .mmio(GuestAddress(address)), length: 0)
+                }
                 logger.warning("could not register queue notifications for \(change.device): \(error)")
             }
         }

@@ -35,6 +35,8 @@ public enum BlockError: Error, Equatable, Sendable, CustomStringConvertible {
     case notADiskImage(path: String)
     /// Another process (another VMM?) holds a conflicting lock on the image.
     case locked(path: String)
+    /// The image is smaller than one 512-byte sector: the guest would get a disk of 0 sectors.
+    case tooSmall(path: String, size: UInt64)
     /// A syscall failed on an open image.
     case io(operation: String, offset: UInt64, length: UInt64, errno: Errno)
     /// The image ended before the data did (it shrank under us).
@@ -53,7 +55,9 @@ public enum BlockError: Error, Equatable, Sendable, CustomStringConvertible {
             let hint = !readOnly && (errno == .permissionDenied || errno == .readOnlyFileSystem) ? " (add ,readonly to use it read-only)" : ""
             return "cannot open disk image \(path) for \(mode): \(errno) (errno \(errno.rawValue))\(hint)"
         case let .notADiskImage(path): return "disk image \(path) is neither a regular file nor a block device"
-        case let .locked(path): return "disk image \(path) is in use by another process (it holds a lock on it)"
+        case let .locked(path): return "disk image \(path) is in use by another process, or opened twice (someone holds a conflicting lock on it)"
+        case let .tooSmall(path, size):
+            return "disk image \(path) has \(size) bytes, less than one 512-byte sector"
         case let .io(operation, offset, length, errno):
             return "\(operation) of \(length) bytes at offset \(offset) failed: \(errno) (errno \(errno.rawValue))"
         case let .unexpectedEndOfFile(offset): return "disk image ended early, at offset \(offset)"

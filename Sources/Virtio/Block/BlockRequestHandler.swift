@@ -32,6 +32,11 @@ public final class BlockRequestHandler: Sendable {
     /// The GET_ID answer: exactly 20 bytes.
     public let serial: [UInt8]
     private let limits: BlockRequestLimits
+    /// The driver did not negotiate VIRTIO_BLK_F_FLUSH, so it cannot ask for a flush and believes each completed
+    /// write is on stable storage: the device must then write through (virtio 1.2 §5.2.6.2, "if
+    /// VIRTIO_BLK_F_FLUSH is not negotiated, the device MUST ensure that all writes are committed to non-volatile
+    /// storage before reporting completion"). Each write and write-zeroes is followed by the backend's flush.
+    public let writeThrough: Bool
     private let logger: Logger
     private let guestErrorLog = RateLimitedCounter()
     private let hostErrorLog = RateLimitedCounter()
@@ -52,6 +57,7 @@ public final class BlockRequestHandler: Sendable {
         self.config = config
         self.serial = try VirtioBlockConfig.serial(for: id)
         self.limits = config.requestLimits(negotiated: negotiatedFeatures)
+        self.writeThrough = (negotiatedFeatures ?? config.offeredFeatures) & VirtioBlockFeature.flush == 0
         self.counters = counters
         self.logger = logger
     }
@@ -86,6 +92,7 @@ public final class BlockRequestHandler: Sendable {
                 counters.readBytes.bump(dataBytes)
             case let .write(sector, segments):
                 try backend.write(at: sector << VirtioBlock.sectorShift, from: segments, memory: memory)
+                if writeThrough { try backend.flush() }
                 counters.writeRequests.bump()
                 counters.writeBytes.bump(BlockRequest.totalLength(segments))
             case .flush:
@@ -102,6 +109,7 @@ public final class BlockRequestHandler: Sendable {
                         at: range.byteOffset, length: range.byteLength,
                         mayUnmap: range.unmap && config.writeZeroesMayUnmap != 0)
                 }
+                if writeThrough { try backend.flush() }
             }
         } catch {
             counters.failedRequests.bump()

@@ -33,8 +33,8 @@ public final class RawDiskImage: BlockBackend {
     /// the image is missing, not writable, not a file or block device, or locked by another process.
     ///
     /// The size is taken from the image; a tail that is not a whole 512-byte sector is invisible to the guest
-    /// (logged). A writable image is locked exclusively and a read-only one shared (flock), so two VMMs cannot
-    /// write one image at once, as QEMU also refuses.
+    /// (logged); an image smaller than one sector is refused. A writable image is locked exclusively and a read-only
+    /// one shared (OFD fcntl locks, which QEMU uses too), so two VMMs cannot write one image at once.
     public init(path: String, readOnly: Bool, logger: Logger = Logger(label: "swiftlet.virtio-blk")) throws(BlockError) {
         var descriptor: Int32
         repeat {
@@ -53,11 +53,15 @@ public final class RawDiskImage: BlockBackend {
             close(descriptor)
             throw .notADiskImage(path: path)
         }
-        guard flock(descriptor, (readOnly ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0 else {
+        // An open file description lock on the whole file, as QEMU takes its image locks (it locks single bytes
+        // of the same kind, which conflict with ours): so QEMU and Swiftlet each refuse an image the other has
+        // open for writing, whichever came first. flock(2) locks are invisible to fcntl locks and vice versa.
+        // OFD locks belong to the open file, not the process, so a second open in this process conflicts too.
+        guard chost_ofd_lock_whole_file(descriptor, readOnly ? 0 : 1) == 0 else {
             let error = errno
             close(descriptor)
-            if error == EWOULDBLOCK { throw .locked(path: path) }
-            throw .io(operation: "flock", offset: 0, length: 0, errno: Errno(rawValue: error))
+            if error == EAGAIN || error == EACCES { throw .locked(path: path) }
+            throw .io(operation: "fcntl(F_OFD_SETLK)", offset: 0, length: 0, errno: Errno(rawValue: error))
         }
         // lseek(SEEK_END) gives the size of block devices too, where st_size is 0.
         let end = lseek(descriptor, 0, SEEK_END)
@@ -68,6 +72,11 @@ public final class RawDiskImage: BlockBackend {
         }
         let size = UInt64(end)
         let capacity = size & ~(VirtioBlock.sectorSize - 1)
+        // A guest given a disk of 0 sectors has nothing to use, and Linux shows it as an empty vdX: refuse it.
+        guard capacity > 0 else {
+            close(descriptor)
+            throw .tooSmall(path: path, size: size)
+        }
         if capacity != size {
             logger.warning(
                 "disk image size is not a multiple of 512; the guest sees only the whole sectors",

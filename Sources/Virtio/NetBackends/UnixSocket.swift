@@ -1,5 +1,6 @@
 import CHost
 import SystemPackage
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,9 +18,32 @@ public enum UnixSocket {
         /// The connecting side waited `waited` and nobody listened; `errno` is the last attempt's.
         case nobodyListening(path: String, waited: Duration, errno: Errno)
 
+        /// The directory part of `path`, if it exists and is a directory.
+        static func existingDirectory(of path: String) -> String? {
+            let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+            let name = directory.isEmpty ? "/" : directory
+            var info = stat()
+            guard stat(name, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return nil }
+            return name
+        }
+
+        static func fileSystemHint(_ directory: String) -> String {
+            if directory == "/proc" || directory.hasPrefix("/proc/") { return "procfs" }
+            if directory == "/sys" || directory.hasPrefix("/sys/") { return "sysfs" }
+            return "it is read-only or special"
+        }
+
         public var description: String {
             switch self {
-            case let .failed(path, step, errno): return "\(path): \(step) failed: \(errno)"
+            case let .failed(path, step, errno):
+                var text = "\(path): \(step) failed: \(errno)"
+                if step == "listen", errno == .noSuchFileOrDirectory || errno == .notPermitted || errno == .readOnlyFileSystem,
+                   let directory = Self.existingDirectory(of: path) {
+                    // bind(2) in /proc answers ENOENT although the directory is there, /sys EPERM: say why.
+                    text += " (\(directory) exists, but its file system (\(Self.fileSystemHint(directory))) does not allow "
+                        + "creating a socket file there; choose a path in a writable directory such as /tmp or /run)"
+                }
+                return text
             case let .notASocket(path): return "\(path) exists and is not a socket; not replacing it"
             case let .inUse(path): return "\(path) is in use: another process listens on it"
             case let .nobodyListening(path, waited, errno):
@@ -133,10 +157,21 @@ public struct OwnedSocketFile: Sendable {
         self.path = path
         device = UInt64(info.st_dev)
         inode = UInt64(info.st_ino)
+        Self.live.withLock { $0[path] = self }
+    }
+
+    /// Every socket file this process created and has not removed yet, so that a termination signal during
+    /// start-up (before any machine owns them) can still remove them: `removeAllLive()`.
+    private static let live = Mutex<[String: OwnedSocketFile]>([:])
+
+    /// Removes every socket file of ours still there (a process ending before its machine was built).
+    public static func removeAllLive() {
+        for file in live.withLock({ Array($0.values) }) { file.remove() }
     }
 
     /// Removes the file if it is still ours.
     public func remove() {
+        _ = Self.live.withLock { $0.removeValue(forKey: path) }
         var info = stat()
         guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK,
               UInt64(info.st_dev) == device, UInt64(info.st_ino) == inode else { return }

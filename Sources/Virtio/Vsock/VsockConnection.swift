@@ -210,7 +210,13 @@ public struct VsockConnection: Sendable {
     public mutating func didWriteToHost(_ count: Int) {
         precondition(count >= 0 && count <= pendingForHost.count, "wrote \(count) of \(pendingForHost.count) bytes")
         guard count > 0 else { return }
-        pendingForHost.removeFirst(count)
+        if count == pendingForHost.count {
+            // Drop the storage, not just the bytes: a connection whose host reader has caught up holds no buffer,
+            // so only connections with a slow reader hold memory (each at most buf_alloc: the credit check).
+            pendingForHost = []
+        } else {
+            pendingForHost.removeFirst(count)
+        }
         forwardCount &+= UInt32(count)
         guard state == .established else { return }
         queueCreditUpdateIfDue()

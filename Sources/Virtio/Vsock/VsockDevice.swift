@@ -48,6 +48,9 @@ public struct VsockDeviceStatistics: Sendable, Equatable {
     public var malformedChains: UInt64 = 0
     /// Connections reset because the guest did not answer a REQUEST or a SHUTDOWN in time.
     public var timedOutConnections: UInt64 = 0
+    /// Connections refused because the device already held `VsockMuxer.maximumConnections`: guest REQUESTs
+    /// answered RST (also counted in `refusedPackets`), host programs' streams closed.
+    public var refusedConnections: UInt64 = 0
 
     public init() {}
 }
@@ -92,10 +95,12 @@ public final class VsockDevice: VirtioDevice {
 
     /// A device for guest CID `guestCID` (3 ..< 2^32-1, checked by the caller's configuration) whose host
     /// programs connect to the Unix socket `socketPath`; a guest connection to host port P opens the listener
-    /// `socketPath_P` through `openListener` (throwing refuses it with RST).
+    /// `socketPath_P` through `openListener` (throwing refuses it with RST). At most `maximumConnections` are
+    /// held at once; more are refused (`VsockDeviceStatistics.refusedConnections`).
     public init(
         guestCID: UInt64, socketPath: String,
         openListener: @escaping @Sendable (String) throws -> any VsockHostStream,
+        maximumConnections: Int = VsockMuxer.defaultMaximumConnections,
         logger: Logger = Logger(label: "swiftlet.virtio-vsock")
     ) {
         precondition(VirtioVsock.isValidGuestCID(guestCID), "guest CID \(guestCID) is reserved")
@@ -105,7 +110,8 @@ public final class VsockDevice: VirtioDevice {
         var space = ConfigurationSpace(size: VirtioVsock.configSize)
         space.bytes = VirtioVsock.configSpace(guestCID: guestCID)
         configuration = space
-        state = Mutex(State(muxer: VsockMuxer(guestCID: guestCID, socketPath: socketPath, openListener: openListener)))
+        state = Mutex(State(muxer: VsockMuxer(guestCID: guestCID, socketPath: socketPath, maximumConnections: maximumConnections,
+                                                openListener: openListener)))
     }
 
     /// Called, with no lock held, when the set of host streams to poll may have changed through a call from a
@@ -114,7 +120,13 @@ public final class VsockDevice: VirtioDevice {
         state.withLock { $0.onInterestChanged = handler }
     }
 
-    public var statistics: VsockDeviceStatistics { state.withLock { $0.statistics } }
+    public var statistics: VsockDeviceStatistics {
+        state.withLock { state in
+            var statistics = state.statistics
+            statistics.refusedConnections = state.muxer.refusedConnections
+            return statistics
+        }
+    }
 
     /// Connections the muxer knows (established, connecting, or waiting for a last RST), and host programs
     /// still to send their CONNECT line.

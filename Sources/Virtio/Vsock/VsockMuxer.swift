@@ -57,12 +57,25 @@ public struct VsockMuxer {
     private var ports = VsockLocalPortAllocator()
     /// RSTs for nobody held at most while the guest posts no RX buffers.
     public static let maximumOrphanResets = 256
+    /// Connections (established, connecting, and host programs still sending their CONNECT line) one device
+    /// holds at most: Firecracker's `MAX_CONNECTIONS`. Each holds a host fd and up to `buf_alloc` (256 KiB) of
+    /// guest data a slow host reader has not taken yet, so 1023 bounds a hostile guest's hold on the host at
+    /// about 1023 fds — within the usual 1024 soft RLIMIT_NOFILE with the VMM's own — and 256 MiB, while being
+    /// far above what a guest agent, an ssh-over-vsock or a port forwarder uses.
+    public static let defaultMaximumConnections = 1023
+    public let maximumConnections: Int
+    /// Connections refused because `maximumConnections` were open: guest REQUESTs answered RST, host programs
+    /// whose stream was closed at once.
+    public private(set) var refusedConnections: UInt64 = 0
 
     public init(
         guestCID: UInt64, socketPath: String,
         maximumPayload: UInt32 = VsockPacketHeader.defaultMaximumPayload,
+        maximumConnections: Int = VsockMuxer.defaultMaximumConnections,
         openListener: @escaping (String) throws -> any VsockHostStream
     ) {
+        precondition(maximumConnections > 0, "a device must allow a connection")
+        self.maximumConnections = maximumConnections
         self.guestCID = guestCID
         self.socketPath = socketPath
         self.maximumPayload = maximumPayload
@@ -73,9 +86,18 @@ public struct VsockMuxer {
     public var handshakingCount: Int { handshaking.count }
 
     /// A host program connected to the device socket; it must send `CONNECT <port>\n` first.
+    /// Past `maximumConnections` the stream is closed at once (the host program reads end of file).
     public mutating func addHostStream(_ stream: any VsockHostStream) {
+        guard !isFull else {
+            refusedConnections += 1
+            stream.close()
+            return
+        }
         handshaking.append((stream, []))
     }
+
+    /// Whether another connection would exceed `maximumConnections`.
+    private var isFull: Bool { connections.count + handshaking.count >= maximumConnections }
 
     // MARK: Guest → host
 
@@ -106,6 +128,12 @@ public struct VsockMuxer {
             flushToHost(key)
             forgetFinishedConnections()
             return .delivered
+        }
+        if header.operation == .request, isFull {
+            // Refused like a port nobody listens on: the guest's connect() fails with ECONNRESET.
+            refusedConnections += 1
+            guard let reset = VsockConnection.resetReply(to: header) else { return .dropped }
+            return queueOrphanReset(reset) ? .refused : .dropped
         }
         if header.operation == .request {
             let path = VsockHostProtocol.hostListenerPath(socketPath: socketPath, port: header.destination.port)
