@@ -44,6 +44,12 @@ struct ControlPlaneRun {
                 return 1
             }
             timeline.mark(.apiReady)
+            // Firecracker's api_server.process_startup_time_us / _cpu_us: process start → API listening.
+            var cpu = timespec()
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu)
+            observability.registry.setProcessStartupTime(
+                wallMicroseconds: (timeline.elapsed(.apiReady) ?? 0) / 1000,
+                cpuMicroseconds: UInt64(cpu.tv_sec) * 1_000_000 + UInt64(cpu.tv_nsec) / 1000)
             server = created
         }
         defer { server?.stop() }
