@@ -51,20 +51,31 @@ public final class Machine: Sendable {
     static let identityMapAddress = GuestAddress(0xFEFF_C000)
     static let tssAddress = GuestAddress(0xFEFF_D000)
 
-    public init(configuration: MachineConfiguration, timeline: BootTimeline = BootTimeline(), logger: Logger = Logger(label: "swiftlet"),
-                consoleOutput: Int32 = STDOUT_FILENO, metrics: MetricsRegistry = .shared) throws(MachineError) {
-        do { try configuration.validate() } catch { throw .configuration(error) }
+    public convenience init(configuration: MachineConfiguration, timeline: BootTimeline = BootTimeline(), logger: Logger = Logger(label: "swiftlet"),
+                            consoleOutput: Int32 = STDOUT_FILENO, metrics: MetricsRegistry = .shared) throws(MachineError) {
+        try self.init(configuration: configuration, timeline: timeline, logger: logger, consoleOutput: consoleOutput, metrics: metrics,
+                      restoring: nil)
+    }
+
+    /// Builds a machine, booting its payload or, with `restoring`, from a snapshot: then guest RAM is the
+    /// snapshot's memory file mapped copy-on-write, the payload is not read, and the vCPUs get no boot state
+    /// (`Machine(restoringFrom:)` gives them the saved state once this returns).
+    init(configuration: MachineConfiguration, timeline: BootTimeline, logger: Logger, consoleOutput: Int32, metrics: MetricsRegistry,
+         restoring snapshot: RestoredSnapshot?) throws(MachineError) {
+        if snapshot == nil {
+            do { try configuration.validate() } catch { throw .configuration(error) }
+        }
         self.configuration = configuration
         self.timeline = timeline
         self.logger = logger
         self.metrics = metrics
 
         // Read and check the payload before any KVM object exists: a wrong file is a configuration error.
-        let payload = try PayloadImage.read(configuration.payload)
-        guard configuration.disks.isEmpty || payload.wantsInKernelIRQChip else {
+        let payload = snapshot == nil ? try PayloadImage.read(configuration.payload) : nil
+        guard configuration.disks.isEmpty || (payload?.wantsInKernelIRQChip ?? true) else {
             throw .configuration(.invalidDisk(configuration.disks[0].path, reason: "disks need a Linux guest (raw images have no interrupt controller)"))
         }
-        let usesInKernelIRQChip = payload.wantsInKernelIRQChip
+        let usesInKernelIRQChip = snapshot?.inKernelIRQChip ?? payload?.wantsInKernelIRQChip ?? false
 
         let stopController: StopController
         do {
@@ -96,7 +107,12 @@ public final class Machine: Sendable {
 
         // Guest RAM, registered with KVM.
         do {
-            memory = try GuestMemory(ranges: X86MemoryLayout.ramRanges(size: configuration.memory.bytes))
+            let ranges = X86MemoryLayout.ramRanges(size: configuration.memory.bytes)
+            if let snapshot {
+                memory = try GuestMemory(ranges: ranges, mappingFile: snapshot.memoryPath)
+            } else {
+                memory = try GuestMemory(ranges: ranges)
+            }
             try vm.mapGuestMemory(memory)
         } catch let error as GuestMemoryError {
             throw .memory(error)
@@ -107,9 +123,9 @@ public final class Machine: Sendable {
         }
 
         // Firmware tables, then the kernel (or raw image) and its entry state.
-        let entry = try payload.load(into: memory, vcpuCount: configuration.vcpuCount,
-                                     extraCommandLine: configuration.networks.enumerated().map { $1.commandLineParameter(index: $0) })
-        bootLog = entry.log
+        let entry = try payload?.load(into: memory, vcpuCount: configuration.vcpuCount,
+                                      extraCommandLine: configuration.networks.enumerated().map { $1.commandLineParameter(index: $0) })
+        bootLog = entry?.log ?? snapshot?.log ?? []
 
         // Devices on their buses.
         let stop = stopController
@@ -138,11 +154,14 @@ public final class Machine: Sendable {
             var vcpus: [VCPU] = []
             for id in 0..<UInt32(configuration.vcpuCount) {
                 let vcpu = try vm.createVCPU(id: id)
-                try vcpu.setCPUID(GuestCPUID.table(supported: supported, vcpuID: id, vcpuCount: configuration.vcpuCount))
-                Self.setBootMSRs(vcpu, logger: logger)
-                try vcpu.resetFPU()
-                if usesInKernelIRQChip { try vcpu.configureLocalInterruptPins() }
-                if id == 0 { try CPUState.apply(entry.cpu, to: vcpu) }
+                try vcpu.setCPUID(snapshot?.cpuid(vcpu: id)
+                                  ?? GuestCPUID.table(supported: supported, vcpuID: id, vcpuCount: configuration.vcpuCount))
+                if let entry {
+                    Self.setBootMSRs(vcpu, logger: logger)
+                    try vcpu.resetFPU()
+                    if usesInKernelIRQChip { try vcpu.configureLocalInterruptPins() }
+                    if id == 0 { try CPUState.apply(entry.cpu, to: vcpu) }
+                }
                 vcpus.append(vcpu)
             }
             self.vcpus = vcpus

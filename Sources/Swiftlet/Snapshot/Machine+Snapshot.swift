@@ -1,0 +1,200 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Devices
+import GuestMemory
+import KVM
+import Logging
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Snapshots (docs/snapshots.md): save a paused machine to a directory holding `state` and `memory`, and build a
+/// new machine from one that continues exactly where the saved one was paused.
+extension Machine {
+    /// The state file's name inside a snapshot directory.
+    public static let snapshotStateFile = "state"
+    /// The memory file's name inside a snapshot directory.
+    public static let snapshotMemoryFile = "memory"
+
+    /// What a save wrote.
+    public struct SnapshotSummary: Sendable, Equatable {
+        public var stateBytes: Int
+        public var memoryFileSize: UInt64
+        /// Bytes of guest RAM actually written (non-zero pages); the rest of the memory file is holes.
+        public var memoryBytesWritten: UInt64
+        /// State the host would not give (nested hosts refuse some), e.g. "vCPU 0: KVM_GET_XSAVE failed: ...".
+        public var hostRefused: [String]
+    }
+
+    /// Saves the paused machine into `directory` (created if missing): the `state` file (configuration, every
+    /// vCPU, the VM's irqchip/PIT/clock, the serial port, i8042 and RTC) and the sparse `memory` file. Both are
+    /// written under temporary names and renamed into place, memory first, so a directory never holds a state
+    /// file that points at a half-written memory file, and files a running restore maps are never written into.
+    ///
+    /// The machine stays paused; `resume()` lets it go on. Machines with virtio devices (every Linux guest has
+    /// at least virtio-rng) are refused for now: their transport and queue state is not saved yet.
+    @discardableResult
+    public func saveSnapshot(to directory: String) throws(SnapshotError) -> SnapshotSummary {
+        try lifecycle.transition.withLock { _ throws(SnapshotError) -> SnapshotSummary in
+            let current = state
+            guard current == .paused else { throw .notPaused(current) }
+            try refuseUnsupportedDevices()
+            if mkdir(directory, 0o755) != 0, errno != EEXIST {
+                throw .writeFailed(path: directory, reason: "mkdir: \(Errno(rawValue: errno))")
+            }
+            // Linux payloads get KVM's irqchip and PIT (Machine.init), raw images neither.
+            let inKernelIRQChip = configuration.payload.isLinux
+            var refused: [String] = []
+            var file = SnapshotFile()
+
+            // vCPUs: every one is parked outside KVM_RUN, so its state is settled.
+            let msrIndices: [UInt32]
+            do throws(KVMError) { msrIndices = try vm.system.msrIndexList() } catch { throw .kvm(operation: "list the saveable MSRs", error) }
+            var vcpuSections: [VCPUSection] = []
+            for vcpu in vcpus {
+                let saved: VCPUState
+                do throws(KVMError) { saved = try vcpu.saveState(msrIndices: msrIndices, inKernelIRQChip: inKernelIRQChip) } catch {
+                    throw .kvm(operation: "save vCPU \(vcpu.id)", error)
+                }
+                refused += saved.refused.map { "vCPU \(vcpu.id): \($0)" }
+                vcpuSections.append(VCPUSection(id: vcpu.id, saved))
+            }
+
+            // The VM: the clock always; the PICs, IOAPIC and PIT when KVM emulates them.
+            var vmSection = VMSection()
+            func optional<T>(_ what: String, _ read: () throws(KVMError) -> T) -> T? {
+                do { return try read() } catch { refused.append("VM: \(error)"); return nil }
+            }
+            vmSection.clock = optional("clock") { () throws(KVMError) in try vm.clock() }.map { Data($0.bytes) }
+            if inKernelIRQChip {
+                vmSection.picMaster = optional("PIC master") { () throws(KVMError) in try vm.irqchip(.picMaster) }.map { Data($0.bytes) }
+                vmSection.picSlave = optional("PIC slave") { () throws(KVMError) in try vm.irqchip(.picSlave) }.map { Data($0.bytes) }
+                vmSection.ioapic = optional("IOAPIC") { () throws(KVMError) in try vm.irqchip(.ioapic) }.map { Data($0.bytes) }
+                vmSection.pit = optional("PIT") { () throws(KVMError) in try vm.pitState() }.map { Data($0.bytes) }
+            }
+
+            // Memory, sparsely, under a temporary name.
+            let memoryPath = directory + "/" + Self.snapshotMemoryFile
+            let written: GuestMemory.SparseWriteResult
+            do throws(GuestMemoryError) { written = try memory.writeSparse(to: memoryPath + ".partial") } catch {
+                unlink(memoryPath + ".partial")
+                throw .memory(error)
+            }
+            var offset: UInt64 = 0
+            let regions = memory.regions.map { region -> MemorySection.Region in
+                defer { offset += region.size }
+                return MemorySection.Region(guestAddress: region.guestBase.rawValue, size: region.size, fileOffset: offset)
+            }
+
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            let machineSection = MachineSection(
+                payloadKind: configuration.payload.isLinux ? .linux : .rawImage,
+                payloadPath: configuration.payload.path, rawImageMode: configuration.payload.rawMode,
+                vcpuCount: configuration.vcpuCount, memoryBytes: configuration.memory.bytes,
+                console: configuration.console.rawValue, inKernelIRQChip: inKernelIRQChip,
+                savedAtUnixNanoseconds: UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec), hostRefused: refused)
+            file.sections.append(.init(name: SnapshotSection.machine, payload: SnapshotSection.encode(machineSection)))
+            file.sections.append(.init(name: SnapshotSection.memory, payload: SnapshotSection.encode(
+                MemorySection(file: Self.snapshotMemoryFile, pageSize: MemoryRegion.pageSize, fileSize: written.fileSize,
+                              regions: regions, bytesWritten: written.bytesWritten))))
+            file.sections.append(.init(name: SnapshotSection.vm, payload: SnapshotSection.encode(vmSection)))
+            for (index, section) in vcpuSections.enumerated() {
+                file.sections.append(.init(name: SnapshotSection.vcpu(index), payload: SnapshotSection.encode(section)))
+            }
+            file.sections.append(.init(name: SnapshotSection.serial, payload: SnapshotSection.encode(serial.saveState())))
+            file.sections.append(.init(name: SnapshotSection.i8042, payload: SnapshotSection.encode(devices.i8042.saveState())))
+            if let rtc {
+                file.sections.append(.init(name: SnapshotSection.rtc, payload: SnapshotSection.encode(rtc.saveState())))
+            }
+
+            guard rename(memoryPath + ".partial", memoryPath) == 0 else {
+                let error = Errno(rawValue: errno)
+                unlink(memoryPath + ".partial")
+                throw .writeFailed(path: memoryPath, reason: "rename: \(error)")
+            }
+            let encoded = file.encoded()
+            try SnapshotFile.writeAtomically(encoded, to: directory + "/" + Self.snapshotStateFile)
+            for line in refused { logger.info("snapshot: the host refused \(line)") }
+            return SnapshotSummary(stateBytes: encoded.count, memoryFileSize: written.fileSize,
+                                   memoryBytesWritten: written.bytesWritten, hostRefused: refused)
+        }
+    }
+
+    /// Builds a machine from the snapshot in `directory`. Everything is checked before any KVM object exists:
+    /// the state file's magic, version, length and checksum, every section, and the memory file's size. Guest
+    /// RAM is the memory file mapped copy-on-write: nothing is read now, and the files are never modified, so
+    /// many machines can be restored from one snapshot at once.
+    ///
+    /// The new machine is `.stopped` and has never run: call `start()` (not `resume()`) and the guest continues
+    /// from the instruction where it was paused. `consoleOutput` receives what it prints from then on.
+    public convenience init(restoringFrom directory: String, timeline: BootTimeline = BootTimeline(),
+                            logger: Logger = Logger(label: "swiftlet"), consoleOutput: Int32 = STDOUT_FILENO,
+                            metrics: MetricsRegistry = .shared) throws(SnapshotError) {
+        let snapshot = try RestoredSnapshot.load(directory: directory)
+        do {
+            try self.init(configuration: snapshot.configuration, timeline: timeline, logger: logger, consoleOutput: consoleOutput,
+                          metrics: metrics, restoring: snapshot)
+        } catch {
+            throw .machine(error.description)
+        }
+        try applySnapshot(snapshot)
+    }
+
+    /// Gives the freshly built machine its saved state: VM irqchip and PIT first, then every vCPU (its LAPIC
+    /// needs the irqchip), then the clock, then the devices.
+    private func applySnapshot(_ snapshot: RestoredSnapshot) throws(SnapshotError) {
+        do throws(KVMError) {
+            if let irqchips = snapshot.irqchips {
+                try vm.setIRQChip(.picMaster, irqchips.picMaster)
+                try vm.setIRQChip(.picSlave, irqchips.picSlave)
+                try vm.setIRQChip(.ioapic, irqchips.ioapic)
+            }
+            if let pit = snapshot.pit { try vm.setPITState(pit) }
+        } catch {
+            throw .kvm(operation: "restore the interrupt controllers", error)
+        }
+        for (vcpu, state) in zip(vcpus, snapshot.vcpus) {
+            do throws(KVMError) {
+                for line in try vcpu.restoreState(state) { logger.info("restore: vCPU \(vcpu.id): the host refused \(line)") }
+            } catch {
+                throw .kvm(operation: "restore vCPU \(vcpu.id)", error)
+            }
+        }
+        if let clock = snapshot.clock {
+            do throws(KVMError) { try vm.setClock(clock) } catch { logger.info("restore: the host refused KVM_SET_CLOCK: \(error)") }
+        }
+        serial.restoreState(snapshot.serial)
+        devices.i8042.restoreState(snapshot.i8042)
+        if let state = snapshot.rtc { rtc?.restoreState(state) }
+    }
+
+    private func refuseUnsupportedDevices() throws(SnapshotError) {
+        guard !configuration.payload.isLinux else {
+            var devices = ["virtio-rng"]
+            if configuration.console == .virtio { devices.append("virtio-console") }
+            devices += configuration.disks.indices.map { "virtio-blk \($0)" }
+            devices += configuration.networks.indices.map { "virtio-net \($0)" }
+            if configuration.vsock != nil { devices.append("virtio-vsock") }
+            throw .unsupported("it has virtio devices (\(devices.joined(separator: ", "))), whose state snapshots do not carry yet")
+        }
+    }
+
+    /// The CMOS RTC on the port bus (Platform.build does not keep it elsewhere).
+    var rtc: CMOSRTC? { portBus.device(at: CMOSRTC.basePort) as? CMOSRTC }
+}
+
+extension MachineConfiguration.Payload {
+    var isLinux: Bool { if case .linux = self { return true } else { return false } }
+    var path: String {
+        switch self {
+        case let .linux(linux): return linux.kernelPath
+        case let .rawImage(raw): return raw.path
+        }
+    }
+    var rawMode: String? { if case let .rawImage(raw) = self { return raw.mode.rawValue } else { return nil } }
+}

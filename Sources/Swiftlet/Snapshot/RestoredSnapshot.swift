@@ -1,0 +1,141 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Devices
+import GuestMemory
+import KVM
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A snapshot directory read and checked, ready to build a machine from (`Machine(restoringFrom:)`).
+///
+/// `load` is where the untrusted file becomes trusted values: after it returns, every count is in range, every
+/// kernel struct has this host's size, the memory layout is the one this Swiftlet builds for the saved RAM size,
+/// and the memory file has exactly that size.
+struct RestoredSnapshot {
+    struct IRQChips {
+        var picMaster: IRQChipState
+        var picSlave: IRQChipState
+        var ioapic: IRQChipState
+    }
+
+    let directory: String
+    let statePath: String
+    let memoryPath: String
+    let configuration: MachineConfiguration
+    let inKernelIRQChip: Bool
+    let vcpus: [VCPUState]
+    let irqchips: IRQChips?
+    let pit: PITState?
+    let clock: ClockState?
+    let serial: Serial8250.State
+    let i8042: I8042.State
+    let rtc: CMOSRTC.State?
+    /// What the host refused when the snapshot was saved.
+    let hostRefused: [String]
+    let memoryBytesWritten: UInt64
+
+    /// The restored machine's `bootLog`.
+    var log: [String] {
+        ["restored from snapshot \(directory): \(vcpus.count) vCPU(s), \(configuration.memory) of RAM "
+            + "(\(memoryBytesWritten) bytes of it in the memory file, mapped copy-on-write)"]
+            + hostRefused.map { "not in the snapshot (refused by the host that saved it): \($0)" }
+    }
+
+    /// The CPUID table vCPU `id` had, or nil to compute it afresh (a host that refused KVM_GET_CPUID2).
+    func cpuid(vcpu id: UInt32) -> [CPUIDEntry]? {
+        guard Int(id) < vcpus.count, !vcpus[Int(id)].cpuid.isEmpty else { return nil }
+        return vcpus[Int(id)].cpuid
+    }
+
+    /// The largest RAM a snapshot may declare (1 TiB): a bound on an untrusted number, far above any guest here.
+    static let maximumMemoryBytes: UInt64 = 1 << 40
+
+    static func load(directory: String) throws(SnapshotError) -> RestoredSnapshot {
+        let statePath = directory + "/" + Machine.snapshotStateFile
+        let file = try SnapshotFile.read(path: statePath)
+        func invalid(_ name: String, _ reason: String) -> SnapshotError { .invalidSection(path: statePath, name: name, reason: reason) }
+
+        let machine = try SnapshotSection.decode(MachineSection.self, SnapshotSection.machine, from: file, path: statePath)
+        guard (1...MachineConfiguration.maximumVCPUs).contains(machine.vcpuCount) else {
+            throw invalid(SnapshotSection.machine, "vCPU count \(machine.vcpuCount) is outside 1...\(MachineConfiguration.maximumVCPUs)")
+        }
+        guard machine.memoryBytes > 0, machine.memoryBytes <= maximumMemoryBytes, machine.memoryBytes % MemoryRegion.pageSize == 0 else {
+            throw invalid(SnapshotSection.machine, "memory size \(machine.memoryBytes) is not a whole number of pages up to 1 TiB")
+        }
+        guard machine.payloadKind == .rawImage, let modeName = machine.rawImageMode, let mode = RawImagePayload.Mode(rawValue: modeName) else {
+            throw machine.payloadKind == .linux
+                ? .unsupported("\(statePath) is of a Linux guest; restoring virtio devices is not supported yet")
+                : invalid(SnapshotSection.machine, "raw image mode \(machine.rawImageMode ?? "(none)") is unknown")
+        }
+        guard let console = MachineConfiguration.Console(rawValue: machine.console) else {
+            throw invalid(SnapshotSection.machine, "console \(machine.console) is unknown")
+        }
+        let configuration = MachineConfiguration(payload: .rawImage(RawImagePayload(path: machine.payloadPath, mode: mode)),
+                                                 vcpuCount: machine.vcpuCount, memory: MemorySize(bytes: machine.memoryBytes),
+                                                 console: console)
+
+        // Memory: the layout must be the one Machine.init builds for this size, regions back to back in the file.
+        let memory = try SnapshotSection.decode(MemorySection.self, SnapshotSection.memory, from: file, path: statePath)
+        var expected: [MemorySection.Region] = []
+        var offset: UInt64 = 0
+        for range in X86MemoryLayout.ramRanges(size: machine.memoryBytes) {
+            expected.append(.init(guestAddress: range.start.rawValue, size: range.size, fileOffset: offset))
+            offset += range.size
+        }
+        guard memory.regions == expected, memory.fileSize == machine.memoryBytes, memory.pageSize == MemoryRegion.pageSize else {
+            throw invalid(SnapshotSection.memory, "the memory layout does not match \(machine.memoryBytes) bytes of RAM")
+        }
+        guard memory.file == Machine.snapshotMemoryFile else {
+            throw invalid(SnapshotSection.memory, "memory file name \"\(memory.file)\" is not \"\(Machine.snapshotMemoryFile)\"")
+        }
+        let memoryPath = directory + "/" + memory.file
+        var info = stat()
+        guard stat(memoryPath, &info) == 0 else {
+            throw .memory(.file(path: memoryPath, operation: "open", errno: Errno(rawValue: errno)))
+        }
+        guard UInt64(max(info.st_size, 0)) == memory.fileSize else {
+            throw .memory(.fileSizeMismatch(path: memoryPath, expected: memory.fileSize, actual: UInt64(max(info.st_size, 0))))
+        }
+
+        // vCPUs: one section each, numbered from 0.
+        var vcpus: [VCPUState] = []
+        for index in 0..<machine.vcpuCount {
+            let name = SnapshotSection.vcpu(index)
+            let section = try SnapshotSection.decode(VCPUSection.self, name, from: file, path: statePath)
+            guard section.id == UInt32(index) else { throw invalid(name, "it is vCPU \(section.id)") }
+            do { vcpus.append(try section.vcpuState()) } catch { throw invalid(name, error.description) }
+        }
+
+        // The VM.
+        let vm = try SnapshotSection.decode(VMSection.self, SnapshotSection.vm, from: file, path: statePath)
+        func blob<Kind>(_ data: Data?, _ what: String) throws(SnapshotError) -> KVMStateBlob<Kind>? {
+            guard let data else { return nil }
+            do { return try KVMStateBlob<Kind>(bytes: Array(data)) } catch { throw invalid(SnapshotSection.vm, "\(what): \(error)") }
+        }
+        var irqchips: IRQChips?
+        if machine.inKernelIRQChip {
+            guard let master: IRQChipState = try blob(vm.picMaster, "PIC master"), let slave: IRQChipState = try blob(vm.picSlave, "PIC slave"),
+                  let ioapic: IRQChipState = try blob(vm.ioapic, "IOAPIC") else {
+                throw invalid(SnapshotSection.vm, "the in-kernel irqchip's state is missing")
+            }
+            irqchips = IRQChips(picMaster: master, picSlave: slave, ioapic: ioapic)
+        }
+
+        // Devices. The RTC is optional (a snapshot may leave it out; the restored one then starts afresh).
+        let serial = try SnapshotSection.decode(Serial8250.State.self, SnapshotSection.serial, from: file, path: statePath)
+        let i8042 = try SnapshotSection.decode(I8042.State.self, SnapshotSection.i8042, from: file, path: statePath)
+        let rtc = file.section(named: SnapshotSection.rtc) == nil
+            ? nil : try SnapshotSection.decode(CMOSRTC.State.self, SnapshotSection.rtc, from: file, path: statePath)
+
+        return RestoredSnapshot(directory: directory, statePath: statePath, memoryPath: memoryPath, configuration: configuration,
+                                inKernelIRQChip: machine.inKernelIRQChip, vcpus: vcpus, irqchips: irqchips,
+                                pit: machine.inKernelIRQChip ? try blob(vm.pit, "PIT") : nil, clock: try blob(vm.clock, "clock"),
+                                serial: serial, i8042: i8042, rtc: rtc, hostRefused: machine.hostRefused,
+                                memoryBytesWritten: memory.bytesWritten)
+    }
+}
