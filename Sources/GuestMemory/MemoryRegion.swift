@@ -20,6 +20,9 @@ public final class MemoryRegion: @unchecked Sendable {
     public let guestBase: GuestAddress
     public let size: UInt64
     private let base: UnsafeMutableRawPointer
+    /// Whether the mapping is of a snapshot's memory file (pages the guest never touched then hold the file's
+    /// bytes, not zeros).
+    private let isFileBacked: Bool
 
     /// Maps `size` bytes of zeroed anonymous memory for guest-physical `[guestBase, guestBase + size)`.
     public init(guestBase: GuestAddress, size: UInt64) throws(GuestMemoryError) {
@@ -34,6 +37,7 @@ public final class MemoryRegion: @unchecked Sendable {
         self.guestBase = guestBase
         self.size = size
         self.base = pointer
+        isFileBacked = false
     }
 
     /// Maps `size` bytes of the open file `file` from `fileOffset` on, copy-on-write (MAP_PRIVATE), for
@@ -52,6 +56,7 @@ public final class MemoryRegion: @unchecked Sendable {
         self.guestBase = guestBase
         self.size = size
         self.base = pointer
+        isFileBacked = true
     }
 
     deinit {
@@ -85,10 +90,25 @@ public final class MemoryRegion: @unchecked Sendable {
         }
         var offset = 0
         let total = Int(size)
+        var pagemap = isFileBacked ? -1 : open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
+        defer { if pagemap >= 0 { close(pagemap) } }
+        var entries: [UInt64] = []
+        var entriesStart = 0
         while offset < total {
             let length = min(page, total - offset)
+            // An anonymous page that is neither present nor swapped out was never touched: it is zero, and there
+            // is no need to fault it in to compare it (that was most of the time of saving a large, idle guest).
+            // /proc/self/pagemap has one 64-bit entry per virtual page: bit 63 present, bit 62 swapped.
+            if pagemap >= 0, offset / page - entriesStart >= entries.count {
+                entriesStart = offset / page
+                entries = Self.pagemapEntries(pagemap, firstPage: (Int(bitPattern: base) + offset) / page,
+                                              count: min(65536, (total - offset + page - 1) / page))
+                if entries.isEmpty { close(pagemap); pagemap = -1 }
+            }
+            let index = offset / page - entriesStart
+            let untouched = index < entries.count && entries[index] & (3 << 62) == 0
             // SAFETY: offset + length <= size.
-            let isZero = zeros.withUnsafeBytes { memcmp(base + offset, $0.baseAddress!, length) == 0 }
+            let isZero = untouched || zeros.withUnsafeBytes { memcmp(base + offset, $0.baseAddress!, length) == 0 }
             if isZero {
                 if let start = runStart { try flush(start, offset); runStart = nil }
             } else if let start = runStart, offset - start >= maxRun {
@@ -101,6 +121,14 @@ public final class MemoryRegion: @unchecked Sendable {
         }
         if let start = runStart { try flush(start, total) }
         return written
+    }
+
+    /// `count` pagemap entries from virtual page `firstPage` on; fewer (even none) if the kernel gives fewer, in
+    /// which case the caller compares those pages instead.
+    private static func pagemapEntries(_ fd: Int32, firstPage: Int, count: Int) -> [UInt64] {
+        var entries = [UInt64](repeating: 0, count: count)
+        let bytes = entries.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, off_t(firstPage) * 8) }
+        return bytes <= 0 ? [] : Array(entries.prefix(bytes / 8))
     }
 
     /// One past the last guest address in the region.
