@@ -69,8 +69,9 @@ public struct NetworkConfiguration: Sendable, Equatable {
         for option in text.split(separator: ",").map(String.init) {
             let parts = option.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             // A repeated key would silently override the first one: `mac=...,mac=...` is a mistake, so say so.
+            // (Two backends get their own message below.)
             let key = parts[0] == "gw" ? "gateway" : parts[0]
-            guard seen.insert(key).inserted else { throw .invalidNetwork(text, reason: "'\(parts[0])' is given more than once") }
+            guard ["tap", "socket"].contains(key) || seen.insert(key).inserted else { throw .invalidNetwork(text, reason: "'\(parts[0])' is given more than once") }
             if option == "listen" {
                 listen = true
                 continue
