@@ -55,12 +55,14 @@ extension VirtualMachine {
         return ClockState(raw)
     }
 
-    /// KVM_SET_CLOCK to the saved value, so the guest's clock continues from where it was saved. The flags KVM
-    /// reported (TSC_STABLE, REALTIME, HOST_TSC) are cleared: with KVM_CLOCK_REALTIME set, KVM would instead
-    /// advance the clock by the real time elapsed since the save, which is a policy decision for the caller.
-    public func setClock(_ state: ClockState) throws(KVMError) {
+    /// KVM_SET_CLOCK to the saved value plus `advance` nanoseconds (0: the guest's clock continues from where it was
+    /// saved, as if no time had passed). The flags KVM reported (TSC_STABLE, REALTIME, HOST_TSC) are cleared: with
+    /// KVM_CLOCK_REALTIME set KVM would advance the clock itself, and only hosts with a TSC clocksource report the
+    /// wall time it needs, so the caller computes the advance instead.
+    public func setClock(_ state: ClockState, advancedBy advance: UInt64 = 0) throws(KVMError) {
         var raw = state.raw
         raw.flags = 0
+        raw.clock &+= advance
         _ = try Ioctl.pointer(fd.rawValue, CKVM_SET_CLOCK, &raw, "KVM_SET_CLOCK")
     }
 

@@ -178,6 +178,23 @@ struct SnapshotTests {
         #expect(all == Array(1...UInt64(all.count)), "one sequence across six saves")
     }
 
+    @Test("the guest's kvm-clock continues from its saved value, or with advanceGuestClock moves on by the time spent saved")
+    func clockOnRestore() throws {
+        let directory = try Self.directory()
+        _ = try Self.runAndSave(to: directory)
+        let snapshot = try RestoredSnapshot.load(directory: directory)
+        let saved = VirtualMachine.nanoseconds(of: try #require(snapshot.clock))
+        Thread.sleep(forTimeInterval: 0.5)
+        let kept = try Machine(restoringFrom: directory, consoleOutput: Console().fd)
+        let advanced = try Machine(restoringFrom: directory, consoleOutput: Console().fd, advanceGuestClock: true)
+        let keptClock = VirtualMachine.nanoseconds(of: try kept.vm.clock())
+        let advancedClock = VirtualMachine.nanoseconds(of: try advanced.vm.clock())
+        #expect(keptClock >= saved && keptClock < saved + 400_000_000, "continues from the saved value: +\(keptClock &- saved) ns")
+        #expect(advancedClock >= saved + 500_000_000, "moved on by the time saved: +\(advancedClock &- saved) ns")
+        kept.stop()
+        advanced.stop()
+    }
+
     @Test("saving needs a paused machine")
     func saveNeedsPause() throws {
         let guest = try TinyGuest(Self.counter, mode: .userMode)

@@ -70,6 +70,10 @@ extension Machine {
                 do { return try read() } catch { refused.append("VM: \(error)"); return nil }
             }
             vmSection.clock = optional("clock") { () throws(KVMError) in try vm.clock() }.map { Data($0.bytes) }
+            // The wall-clock time of that clock reading, for restores that advance the guest's clock.
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            let savedAt = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
             if inKernelIRQChip {
                 vmSection.picMaster = optional("PIC master") { () throws(KVMError) in try vm.irqchip(.picMaster) }.map { Data($0.bytes) }
                 vmSection.picSlave = optional("PIC slave") { () throws(KVMError) in try vm.irqchip(.picSlave) }.map { Data($0.bytes) }
@@ -90,14 +94,12 @@ extension Machine {
                 return MemorySection.Region(guestAddress: region.guestBase.rawValue, size: region.size, fileOffset: offset)
             }
 
-            var now = timespec()
-            clock_gettime(CLOCK_REALTIME, &now)
             let machineSection = MachineSection(
                 payloadKind: configuration.payload.isLinux ? .linux : .rawImage,
                 payloadPath: configuration.payload.path, rawImageMode: configuration.payload.rawMode,
                 vcpuCount: configuration.vcpuCount, memoryBytes: configuration.memory.bytes,
                 console: configuration.console.rawValue, inKernelIRQChip: inKernelIRQChip,
-                savedAtUnixNanoseconds: UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec), hostRefused: refused)
+                savedAtUnixNanoseconds: savedAt, hostRefused: refused)
             file.sections.append(.init(name: SnapshotSection.machine, payload: SnapshotSection.encode(machineSection)))
             file.sections.append(.init(name: SnapshotSection.memory, payload: SnapshotSection.encode(
                 MemorySection(file: Self.snapshotMemoryFile, pageSize: MemoryRegion.pageSize, fileSize: written.fileSize,
@@ -132,9 +134,13 @@ extension Machine {
     ///
     /// The new machine is `.stopped` and has never run: call `start()` (not `resume()`) and the guest continues
     /// from the instruction where it was paused. `consoleOutput` receives what it prints from then on.
+    ///
+    /// `advanceGuestClock`: set the kvm-clock forward by the wall-clock time since the save, so a guest's `date`
+    /// is right after a restore hours later (a guest using kvm-clock sees time jump, as after a host suspend).
+    /// Off by default: the guest's clock then continues from the saved value, as if no time had passed.
     public convenience init(restoringFrom directory: String, timeline: BootTimeline = BootTimeline(),
                             logger: Logger = Logger(label: "swiftlet"), consoleOutput: Int32 = STDOUT_FILENO,
-                            metrics: MetricsRegistry = .shared) throws(SnapshotError) {
+                            metrics: MetricsRegistry = .shared, advanceGuestClock: Bool = false) throws(SnapshotError) {
         let snapshot = try RestoredSnapshot.load(directory: directory)
         do {
             try self.init(configuration: snapshot.configuration, timeline: timeline, logger: logger, consoleOutput: consoleOutput,
@@ -142,12 +148,12 @@ extension Machine {
         } catch {
             throw .machine(error.description)
         }
-        try applySnapshot(snapshot)
+        try applySnapshot(snapshot, advanceGuestClock: advanceGuestClock)
     }
 
     /// Gives the freshly built machine its saved state: VM irqchip and PIT first, then every vCPU (its LAPIC
     /// needs the irqchip), then the clock, then the devices.
-    private func applySnapshot(_ snapshot: RestoredSnapshot) throws(SnapshotError) {
+    private func applySnapshot(_ snapshot: RestoredSnapshot, advanceGuestClock: Bool) throws(SnapshotError) {
         do throws(KVMError) {
             if let irqchips = snapshot.irqchips {
                 try vm.setIRQChip(.picMaster, irqchips.picMaster)
@@ -166,7 +172,15 @@ extension Machine {
             }
         }
         if let clock = snapshot.clock {
-            do throws(KVMError) { try vm.setClock(clock) } catch { logger.info("restore: the host refused KVM_SET_CLOCK: \(error)") }
+            var advance: UInt64 = 0
+            if advanceGuestClock {
+                var now = timespec()
+                clock_gettime(CLOCK_REALTIME, &now)
+                let nowNanoseconds = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+                // A host clock set backwards since the save gives no advance, never a negative one.
+                advance = nowNanoseconds > snapshot.savedAtUnixNanoseconds ? nowNanoseconds - snapshot.savedAtUnixNanoseconds : 0
+            }
+            do throws(KVMError) { try vm.setClock(clock, advancedBy: advance) } catch { logger.info("restore: the host refused KVM_SET_CLOCK: \(error)") }
         }
         serial.restoreState(snapshot.serial)
         devices.i8042.restoreState(snapshot.i8042)

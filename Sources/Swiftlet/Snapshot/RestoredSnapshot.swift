@@ -38,6 +38,8 @@ struct RestoredSnapshot {
     /// What the host refused when the snapshot was saved.
     let hostRefused: [String]
     let memoryBytesWritten: UInt64
+    /// Wall-clock time of the save's kvm-clock reading.
+    let savedAtUnixNanoseconds: UInt64
 
     /// The restored machine's `bootLog`.
     var log: [String] {
@@ -136,6 +138,6 @@ struct RestoredSnapshot {
                                 inKernelIRQChip: machine.inKernelIRQChip, vcpus: vcpus, irqchips: irqchips,
                                 pit: machine.inKernelIRQChip ? try blob(vm.pit, "PIT") : nil, clock: try blob(vm.clock, "clock"),
                                 serial: serial, i8042: i8042, rtc: rtc, hostRefused: machine.hostRefused,
-                                memoryBytesWritten: memory.bytesWritten)
+                                memoryBytesWritten: memory.bytesWritten, savedAtUnixNanoseconds: machine.savedAtUnixNanoseconds)
     }
 }
