@@ -151,6 +151,29 @@ struct SnapshotTests {
         #expect(first.printed.prefix(common) == second.printed.prefix(common), "both clones print the same continuation")
     }
 
+    @Test("two clones of one snapshot run side by side in one process, each continuing the count on its own")
+    func clonesRunSideBySide() throws {
+        let directory = try Self.directory()
+        let saved = try Self.runAndSave(to: directory)
+        let consoles = [Console(), Console()]
+        let clones = try consoles.map { try Machine(restoringFrom: directory, consoleOutput: $0.fd) }
+        for clone in clones { try clone.start(StartOptions(attachConsoleInput: false)) }
+        let deadline = Date().addingTimeInterval(10)
+        while consoles.contains(where: { Self.counts(saved.printed + $0.drain()).count < Self.counts(saved.printed).count + 20 }),
+              Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        for clone in clones {
+            #expect(clone.state == .running)
+            #expect(clone.stop() == .stopRequested)
+        }
+        for console in consoles {
+            let all = Self.counts(saved.printed + console.drain())
+            #expect(all.count >= Self.counts(saved.printed).count + 20)
+            #expect(all == Array(1...UInt64(all.count)))
+        }
+    }
+
     @Test("five save/restore cycles, each saving the restored machine over the very files it was restored from: one unbroken count")
     func manyCyclesIntoTheSameDirectory() throws {
         let directory = try Self.directory()

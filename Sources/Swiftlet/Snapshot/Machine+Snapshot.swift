@@ -66,19 +66,19 @@ extension Machine {
 
             // The VM: the clock always; the PICs, IOAPIC and PIT when KVM emulates them.
             var vmSection = VMSection()
-            func optional<T>(_ what: String, _ read: () throws(KVMError) -> T) -> T? {
+            func optional<T>(_ read: () throws(KVMError) -> T) -> T? {
                 do { return try read() } catch { refused.append("VM: \(error)"); return nil }
             }
-            vmSection.clock = optional("clock") { () throws(KVMError) in try vm.clock() }.map { Data($0.bytes) }
+            vmSection.clock = optional { () throws(KVMError) in try vm.clock() }.map { Data($0.bytes) }
             // The wall-clock time of that clock reading, for restores that advance the guest's clock.
             var now = timespec()
             clock_gettime(CLOCK_REALTIME, &now)
             let savedAt = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
             if inKernelIRQChip {
-                vmSection.picMaster = optional("PIC master") { () throws(KVMError) in try vm.irqchip(.picMaster) }.map { Data($0.bytes) }
-                vmSection.picSlave = optional("PIC slave") { () throws(KVMError) in try vm.irqchip(.picSlave) }.map { Data($0.bytes) }
-                vmSection.ioapic = optional("IOAPIC") { () throws(KVMError) in try vm.irqchip(.ioapic) }.map { Data($0.bytes) }
-                vmSection.pit = optional("PIT") { () throws(KVMError) in try vm.pitState() }.map { Data($0.bytes) }
+                vmSection.picMaster = optional { () throws(KVMError) in try vm.irqchip(.picMaster) }.map { Data($0.bytes) }
+                vmSection.picSlave = optional { () throws(KVMError) in try vm.irqchip(.picSlave) }.map { Data($0.bytes) }
+                vmSection.ioapic = optional { () throws(KVMError) in try vm.irqchip(.ioapic) }.map { Data($0.bytes) }
+                vmSection.pit = optional { () throws(KVMError) in try vm.pitState() }.map { Data($0.bytes) }
             }
 
             // Memory, sparsely, under a temporary name.
