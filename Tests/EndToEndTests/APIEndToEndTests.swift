@@ -7,8 +7,8 @@ extension TestHostBootTests {
     /// unknown field refused with 400 and a fault message), started with InstanceStart; the guest prints a
     /// counter each second, which stops while the VM is paused (PATCH /vm) and goes on when it is resumed, while
     /// the vCPU threads use no CPU time; GET /vm/config reports the configuration; FlushMetrics writes a metrics
-    /// line; SendCtrlAltDel is accepted (it does not end this guest yet: a known issue, see below; `poweroff -f`
-    /// does, with status 0). Then `swiftlet serve --no-api --config-file` boots the same guest from
+    /// line; SendCtrlAltDel makes the guest reboot, which ends the VM with status 0 (were it to stay up, the
+    /// script types `poweroff -f` so that the test fails cleanly). Then `swiftlet serve --no-api --config-file` boots the same guest from
     /// Firecracker's JSON config file (which, as in Firecracker, must have "drives", here empty) and exits 0
     /// after `poweroff -f`.
     @Test("swiftlet serve --api-sock: configured and started with curl, paused and resumed, metrics flushed, Ctrl-Alt-Del ends it; --no-api --config-file boots too")
@@ -216,17 +216,11 @@ extension TestHostBootTests {
         let metrics = json(value("metrics-last="))
         #expect(metrics?["vcpu"] != nil && metrics?["block"] != nil, "output:\n\(output)")
 
-        // Ctrl-Alt-Del is accepted, but today it does not reach this guest: its kernel binds no i8042 driver
-        // ("i8042: PNP: No PS/2 controller found": our ACPI tables describe no PS/2 controller; with
-        // i8042.nopnp the probe fails with -22), so nothing reads the scancodes and the script ends the guest
-        // with `poweroff -f` after 60 s. Were the keyboard found, the kernel would restart at once (the
-        // guest's /init is a shell script that leaves Ctrl-Alt-Del to the kernel; reboot=k: i8042 0xFE) and
-        // the reset would end the VM. The known issue reports itself once Ctrl-Alt-Del works.
+        // Ctrl-Alt-Del reaches the guest through the i8042 (declared in the DSDT as PNP0303, so the guest's
+        // i8042/atkbd drivers bind); the guest's /init is a shell script that leaves Ctrl-Alt-Del to the kernel,
+        // which restarts at once (reboot=k: i8042 0xFE), and the reset ends the VM with status 0.
         #expect(code("cad") == "204", "output:\n\(output)")
-        #expect(["exited", "still-running"].contains(value("after-ctrl-alt-del=") ?? ""), "output:\n\(output)")
-        withKnownIssue("SendCtrlAltDel: the guest kernel finds no PS/2 controller, so the key press is never read") {
-            #expect(value("after-ctrl-alt-del=") == "exited")
-        }
+        #expect(value("after-ctrl-alt-del=") == "exited", "output:\n\(output)")
         #expect(value("swiftlet-status=") == "0", "output:\n\(output)")
 
         // Part 2: the config file boots the same guest without the API; poweroff -f ends it with 0.
