@@ -7,6 +7,11 @@ import Glibc
 #endif
 
 struct RunCommand: ParsableCommand {
+    /// The one status for every usage error, whichever check catches it: swift-argument-parser's own (EX_USAGE
+    /// from sysexits.h) for parsing and `validate()`, and ours for a configuration the library refuses.
+    static let usageErrorStatus: Int32 = 64
+    /// The longest `--timeout` accepted (about 31 years), far below what the deadline arithmetic can hold.
+    static let maximumTimeout: Double = 1_000_000_000
 
     static let configuration = CommandConfiguration(
         commandName: "run",
@@ -15,7 +20,9 @@ struct RunCommand: ParsableCommand {
             Without --kernel, boots the default guest prepared by scripts/setup (the Debian cloud kernel and a \
             busybox initramfs). The guest's console is the terminal: type Ctrl-A X to stop the VM. The exit \
             status is 0 when the guest powers off or reboots, 3 halted, 4 triple fault, 5 KVM internal error, \
-            6 failed VM entry, 7 guest crash, 8 unexpected exit, 1 host error, 124 timeout, 128+N on signal N.
+            6 failed VM entry, 7 guest crash, 8 unexpected exit, 1 host error (including a missing default guest), \
+            64 usage error (a bad option or value, or a file given that cannot be used, reported before the guest \
+            starts), 124 timeout, 128+N on signal N (also during start-up).
             """
     )
 
@@ -92,10 +99,18 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--console must be serial or virtio")
         }
         if raw != nil, kernel != nil { throw ValidationError("--raw and --kernel exclude each other") }
-        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
+        if let timeout, !(timeout > 0 && timeout <= Self.maximumTimeout) {
+            throw ValidationError("--timeout must be a positive number of seconds, at most \(Int(Self.maximumTimeout)) (got \(timeout))")
+        }
+        if raw != nil, consoleDevice == .virtio {
+            throw ValidationError("--console virtio needs a Linux guest: a raw image (--raw) has only the serial console")
+        }
     }
 
     func run() throws {
+        // The termination signals are blocked before any thread exists (so in every thread) and read: during
+        // start-up by the watch below, then by the machine's wait, which turns them into a clean stop.
+        TerminationSignals.block()
         let observability = Observability()
         LoggingSystem.bootstrap { label in
             var handler = ConsoleLogHandler(label: label)
@@ -108,7 +123,20 @@ struct RunCommand: ParsableCommand {
         do {
             let configuration = try makeConfiguration()
             let timeline = BootTimeline(origin: processStart)
-            let machine = try Machine(configuration: configuration, timeline: timeline, logger: logger)
+            // A signal while the machine is built (unpacking a kernel, waiting for a socket peer): nothing runs
+            // yet, so end here (the watch has removed the socket files already created).
+            let startUp = try StartUpSignalWatch { signal in
+                logger.error("stopped by signal \(signal) during start-up")
+                Glibc.exit(128 + signal)
+            }
+            let machine: Machine
+            do {
+                machine = try Machine(configuration: configuration, timeline: timeline, logger: logger)
+                startUp.finish()
+            } catch {
+                startUp.finish()
+                throw error
+            }
             if case .linux = configuration.payload, HostKind.detect() == .nestedPVM {
                 logger.warning("\(HostKind.pvmWarning)")
             }
@@ -132,11 +160,19 @@ struct RunCommand: ParsableCommand {
             Glibc.exit(reason.exitCode)
         } catch let error as MachineError {
             logger.error("\(error)")
+            if case let .configuration(configurationError) = error { throw Self.exitCode(for: configurationError) }
             throw ExitCode.failure
         } catch let error as ConfigurationError {
             logger.error("\(error)")
-            throw ExitCode.failure
+            throw Self.exitCode(for: error)
         }
+    }
+
+    /// A configuration the library refuses is a usage error (64), except a default guest that was never set up:
+    /// the command line was right, the host is not ready (1).
+    static func exitCode(for error: ConfigurationError) -> ExitCode {
+        if case .defaultGuestMissing = error { return .failure }
+        return ExitCode(usageErrorStatus)
     }
 
     /// Starts the machine, then serves the API for it (already booted: the pre-boot PUTs are refused, as after

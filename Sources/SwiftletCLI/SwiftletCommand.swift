@@ -15,4 +15,10 @@ struct SwiftletCommand: ParsableCommand {
         subcommands: [RunCommand.self, ServeCommand.self],
         defaultSubcommand: nil
     )
+
+    /// `swiftlet` alone is a usage error: the help goes to stderr and the status is 64, as for any other.
+    func run() throws {
+        printError(Self.helpMessage())
+        throw ExitCode(RunCommand.usageErrorStatus)
+    }
 }

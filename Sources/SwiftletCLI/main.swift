@@ -1,7 +1,14 @@
 import Swiftlet
+#if canImport(Glibc)
+import Glibc
+#endif
 
 // Timestamp first, before argument parsing: the origin of `--boot-timeline`.
 let processStart = BootTimeline.now()
+
+// A reader that goes away (`swiftlet run | head`) must not kill the VMM: writes then fail with EPIPE, which the
+// console output says once in the log before discarding the guest's output (sockets use MSG_NOSIGNAL anyway).
+signal(SIGPIPE, SIG_IGN)
 
 // Run as `firecracker` (a symlink to this binary), Swiftlet takes Firecracker's command line.
 if CommandLine.arguments.first.map({ $0.split(separator: "/").last == "firecracker" }) == true {

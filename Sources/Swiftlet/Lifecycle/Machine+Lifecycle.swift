@@ -113,6 +113,7 @@ extension Machine {
                     try console.start()
                     lifecycle.guarded.withLock { $0.console = console }
                 }
+                try consoleOutput.start()
                 try eventLoop.start()
                 for vcpu in vcpus {
                     let runner = VCPURunner(vcpu: vcpu, portBus: portBus, mmioBus: mmioBus, stop: stopController, gate: gate,
@@ -260,6 +261,9 @@ extension Machine {
         for thread in threads { thread.kick() }
         for thread in threads { thread.join() }
         eventLoop.stop()
+        // Every producer has stopped: the guest's last words reach the fd (within a short bound) before the
+        // terminal is restored and the stop is reported.
+        consoleOutput.stop()
         let (console, terminal) = lifecycle.guarded.withLock { ($0.console, $0.terminal) }
         console?.stop()
         terminal?.restore()

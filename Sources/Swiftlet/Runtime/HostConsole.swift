@@ -1,21 +1,198 @@
 import Devices
 import KVM
+import Logging
 import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// The guest console's host side: guest output to a file descriptor (stdout), host input (stdin) to the UART.
+///
+/// Output never blocks the device that produces it. The UART calls `write` on a vCPU thread with its lock held
+/// and the virtio-console on the device loop, so a reader that stops reading (`swiftlet run | sleep 20`, a
+/// terminal held with Ctrl-S) must not stall either. Bytes go into a bounded ring (64 KiB) under a short lock and
+/// a thread of its own ("console-out") writes them to the fd. When the ring is full, bytes are dropped and counted,
+/// as a serial line with nobody listening loses them; the count is logged. The drain thread is woken only when
+/// the ring goes from empty to non-empty, so a burst of output costs one wake-up, not one per byte.
+///
+/// `stop()` ends in bounded time whatever the drain thread is doing: it gives the thread `drainMilliseconds` to
+/// write what is buffered (a crashing guest's last words), then interrupts a blocked write(2) with the kick signal
+/// and discards the rest. EPIPE (the reader has gone; SIGPIPE is ignored by the CLI) is logged once and the
+/// output is discarded from then on; the guest runs on.
+///
+/// Threads and locks: any thread may call `write` (the UART's and the virtio-console's locks are held then, so
+/// the ring's lock comes after them); the drain thread takes the ring's lock only to copy bytes out, never while
+/// in write(2). `start` and `stop` come from the machine's lifecycle.
 final class ConsoleOutput: ConsoleSink {
-    private let fd: Int32
+    static let capacity = 64 * 1024
+    /// How long `stop()` lets buffered output reach the fd before discarding it.
+    static let drainMilliseconds: Int32 = 500
 
-    init(fd: Int32 = STDOUT_FILENO) { self.fd = fd }
+    private struct Ring {
+        var bytes = [UInt8](repeating: 0, count: ConsoleOutput.capacity)
+        var start = 0
+        var count = 0
+        /// Bytes dropped because the ring was full, in all / not yet logged.
+        var dropped: UInt64 = 0
+        var droppedUnreported: UInt64 = 0
+    }
+
+    private let fd: Int32
+    private let logger: Logger
+    private let ring = Mutex(Ring())
+    /// Signalled when the ring goes from empty to non-empty, and by `stop()`.
+    private let wakeup: EventFD
+    /// Signalled by the drain thread as it ends.
+    private let finished: EventFD
+    /// Set by `stop()`: write out what is buffered, then end.
+    private let stopping = Atomic<Bool>(false)
+    /// Set when the drain time is up: a write interrupted by the kick gives up.
+    private let abandon = Atomic<Bool>(false)
+    private let thread = Mutex<HostThread?>(nil)
+
+    init(fd: Int32 = STDOUT_FILENO, logger: Logger = Logger(label: "swiftlet.console")) throws(MachineError) {
+        self.fd = fd
+        self.logger = logger
+        do {
+            wakeup = try EventFD()
+            finished = try EventFD()
+        } catch { throw .kvm(error) }
+    }
+
+    /// Starts the drain thread. Bytes written before are kept (up to the ring's capacity) and written then.
+    func start() throws(MachineError) {
+        KickSignal.install()
+        let started = try HostThread(name: "console-out") { [self] in self.drain() }
+        thread.withLock { $0 = started }
+        wakeup.signal()
+    }
 
     func write(_ byte: UInt8) {
-        var byte = byte
-        // One write per byte: the guest produces one byte per port exit anyway, and an unbuffered console
-        // shows a crashing guest's last words. EINTR (a kick) is retried; other errors drop the byte.
-        while Glibc.write(fd, &byte, 1) < 0 && errno == EINTR {}
+        let wake = ring.withLock { ring -> Bool in
+            guard ring.count < Self.capacity else {
+                ring.dropped &+= 1
+                ring.droppedUnreported &+= 1
+                return false
+            }
+            var end = ring.start + ring.count
+            if end >= Self.capacity { end -= Self.capacity }
+            ring.bytes[end] = byte
+            ring.count += 1
+            return ring.count == 1
+        }
+        if wake { wakeup.signal() }
+    }
+
+    /// Queues `bytes` in order (the virtio-console's transmit buffers).
+    func write(contentsOf bytes: ArraySlice<UInt8>) {
+        guard !bytes.isEmpty else { return }
+        let wake = ring.withLock { ring -> Bool in
+            let wasEmpty = ring.count == 0
+            let taken = min(Self.capacity - ring.count, bytes.count)
+            var end = ring.start + ring.count
+            for byte in bytes.prefix(taken) {
+                if end >= Self.capacity { end -= Self.capacity }
+                ring.bytes[end] = byte
+                end += 1
+            }
+            ring.count += taken
+            let dropped = UInt64(bytes.count - taken)
+            ring.dropped &+= dropped
+            ring.droppedUnreported &+= dropped
+            return wasEmpty && taken > 0
+        }
+        if wake { wakeup.signal() }
+    }
+
+    /// Bytes dropped so far because the ring was full (or still buffered when `stop()` gave up).
+    var droppedBytes: UInt64 { ring.withLock { $0.dropped } }
+
+    /// Bytes buffered and not yet written.
+    var pendingBytes: Int { ring.withLock { $0.count } }
+
+    /// Writes out what is buffered (for up to `drainMilliseconds`), then ends the drain thread and waits for it.
+    /// Idempotent; returns at once if the thread never started.
+    func stop(drainMilliseconds: Int32 = ConsoleOutput.drainMilliseconds) {
+        guard let thread = thread.withLock({ current -> HostThread? in defer { current = nil }; return current }) else { return }
+        stopping.store(true, ordering: .releasing)
+        wakeup.signal()
+        if !finished.wait(milliseconds: drainMilliseconds) {
+            // Blocked in write(2) on a reader that does not read: interrupt it (the kick has no SA_RESTART, so
+            // write returns EINTR or a short count) until the thread sees `abandon`. A kick that lands just before
+            // the thread enters write is lost, hence the loop.
+            abandon.store(true, ordering: .releasing)
+            repeat { thread.kick() } while !finished.wait(milliseconds: 10)
+        }
+        thread.join()
+        let unreported = ring.withLock { ring -> UInt64 in
+            // What is still buffered was never written: count it with the rest.
+            ring.dropped &+= UInt64(ring.count)
+            ring.droppedUnreported &+= UInt64(ring.count)
+            ring.count = 0
+            defer { ring.droppedUnreported = 0 }
+            return ring.droppedUnreported
+        }
+        if unreported > 0 { reportDropped(unreported) }
+    }
+
+    private func reportDropped(_ count: UInt64) {
+        logger.warning("console output dropped \(count) bytes: nobody is reading")
+    }
+
+    // MARK: the drain thread
+
+    private func drain() {
+        // A library caller's thread may have every signal blocked; the kick must reach this one.
+        KickSignal.unblockInCurrentThread()
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        var discarding = false
+        while true {
+            let (taken, unreported) = ring.withLock { ring -> (Int, UInt64) in
+                let taken = min(ring.count, chunk.count, Self.capacity - ring.start)
+                for index in 0..<taken { chunk[index] = ring.bytes[ring.start + index] }
+                ring.start += taken
+                if ring.start == Self.capacity { ring.start = 0 }
+                ring.count -= taken
+                defer { ring.droppedUnreported = 0 }
+                return (taken, ring.droppedUnreported)
+            }
+            // Drops are reported from here, after a write returned: never on the device's path.
+            if unreported > 0 { reportDropped(unreported) }
+            if taken == 0 {
+                if stopping.load(ordering: .acquiring) { break }
+                if wakeup.wait(milliseconds: -1) { _ = wakeup.consume() }
+                continue
+            }
+            if discarding || abandon.load(ordering: .acquiring) { continue }
+            if !writeAll(chunk[0..<taken]) { discarding = true }
+        }
+        finished.signal()
+    }
+
+    /// Writes `bytes` whole; false (said once in the log) when the fd cannot take output any more.
+    private func writeAll(_ bytes: ArraySlice<UInt8>) -> Bool {
+        var rest = bytes
+        while !rest.isEmpty {
+            let written = rest.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if written > 0 { rest = rest.dropFirst(written); continue }
+            let error = written < 0 ? errno : EIO
+            if abandon.load(ordering: .acquiring) { return true }   // stopping: the rest is discarded
+            switch error {
+            case EINTR:
+                continue
+            case EAGAIN:
+                // Someone made the fd non-blocking: wait for room instead of spinning.
+                var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&entry, 1, 100)
+            case EPIPE:
+                logger.warning("console output: the reader has gone (EPIPE); the guest's output is discarded from now on")
+                return false
+            default:
+                logger.warning("console output failed (errno \(error)); the guest's output is discarded from now on")
+                return false
+            }
+        }
+        return true
     }
 }
 

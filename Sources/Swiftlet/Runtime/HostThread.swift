@@ -1,5 +1,6 @@
 import CHost
 import KVM
+import Virtio
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -114,5 +115,33 @@ public enum TerminationSignals {
     public static func unblock() {
         var mask = set
         pthread_sigmask(SIG_UNBLOCK, &mask, nil)
+    }
+}
+
+/// Watches for the termination signals while a machine is being built, before `waitUntilStopped` reads them:
+/// unpacking a kernel or waiting for a socket peer takes seconds, and a signal then must neither kill the process
+/// silently nor go unanswered until the build ends. The signals must already be blocked in every thread
+/// (`TerminationSignals.block()` first thing); a thread of its own reads them from a signalfd, removes the socket
+/// files this process's listeners created so far (no machine owns them yet) and calls `onSignal` with the number,
+/// which is expected to end the process. `finish()` ends the watch, leaving later signals pending for the machine.
+public final class StartUpSignalWatch: Sendable {
+    private let done: EventFD
+    private let thread: HostThread
+
+    public init(onSignal: @escaping @Sendable (Int32) -> Void) throws(MachineError) {
+        let done: EventFD
+        do { done = try EventFD() } catch { throw .kvm(error) }
+        self.done = done
+        thread = try HostThread(name: "start-up") {
+            guard let signal = TerminationSignals.wait(until: done) else { return }
+            OwnedSocketFile.removeAllLive()
+            onSignal(signal)
+        }
+    }
+
+    /// Ends the watch and waits for its thread (which may be running `onSignal`).
+    public func finish() {
+        done.signal()
+        thread.join()
     }
 }

@@ -30,6 +30,8 @@ public final class Machine: Sendable {
     let portBus: PortIOBus
     let mmioBus: MMIOBus
     let serial: Serial8250
+    /// The guest's console output on its way to `consoleOutput` (started and drained by the lifecycle).
+    let consoleOutput: ConsoleOutput
     let virtioConsole: ConsoleDevice?
     /// Socket files our listeners created (vsock, `--net socket=...,listen`): removed once the machine stops, as
     /// the CLI exits without tearing the machine down.
@@ -138,6 +140,7 @@ public final class Machine: Sendable {
                                                                          eventLoop) : nil,
                                           logger: logger)
         serial = platform.serial
+        self.consoleOutput = platform.consoleOutput
         virtioConsole = platform.virtioConsole
         socketFiles = platform.socketFiles
         portBus = platform.portBus

@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+@testable import Swiftlet
+
+/// The console output buffer between the guest's console devices and the host fd (issue 13, defect 1): the
+/// device side never blocks, a reader that does not read costs dropped (counted) bytes, stopping is bounded, and
+/// what was written before the stop still arrives.
+@Suite struct ConsoleOutputTests {
+    @Test("a reader that never reads: writes return at once, the excess is counted, stop ends within its bound")
+    func unreadPipe() throws {
+        let pipe = Pipe()   // never read
+        let output = try ConsoleOutput(fd: pipe.fileHandleForWriting.fileDescriptor)
+        try output.start()
+        let began = Date()
+        for _ in 0..<(1 << 20) { output.write(UInt8(ascii: "x")) }
+        output.write(contentsOf: [UInt8](repeating: 0x79, count: 1 << 16)[...])
+        #expect(Date().timeIntervalSince(began) < 5, "writing blocked")
+        let stopping = Date()
+        output.stop(drainMilliseconds: 200)
+        #expect(Date().timeIntervalSince(stopping) < 2, "stop took \(Date().timeIntervalSince(stopping)) s")
+        // At most the ring and the pipe's capacity got through.
+        #expect(output.droppedBytes >= UInt64(1 << 19), "dropped \(output.droppedBytes)")
+    }
+
+    @Test("what was written before the stop reaches the fd, in order (a crashing guest's last words)")
+    func lastWordsArrive() throws {
+        let pipe = Pipe()
+        let output = try ConsoleOutput(fd: pipe.fileHandleForWriting.fileDescriptor)
+        for byte in Array("before start, ".utf8) { output.write(byte) }
+        try output.start()
+        for byte in Array("last words".utf8) { output.write(byte) }
+        output.write(contentsOf: Array(" and more".utf8)[...])
+        output.stop()
+        try pipe.fileHandleForWriting.close()
+        #expect(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "before start, last words and more")
+        #expect(output.droppedBytes == 0)
+    }
+
+    @Test("bytes wrap around the ring's end intact")
+    func wrapsAround() throws {
+        let pipe = Pipe()
+        let output = try ConsoleOutput(fd: pipe.fileHandleForWriting.fileDescriptor)
+        try output.start()
+        // Read concurrently so nothing is dropped; 3.5 rings' worth forces wrap-around at odd offsets.
+        let expected = (0..<(ConsoleOutput.capacity * 7 / 2)).map { UInt8(truncatingIfNeeded: $0 % 251) }
+        final class Received: @unchecked Sendable { var data = Data() }   // written by the reader before `done`
+        let received = Received()
+        let done = DispatchSemaphore(value: 0)
+        let readHandle = pipe.fileHandleForReading
+        DispatchQueue.global().async {
+            received.data = readHandle.readDataToEndOfFile()
+            done.signal()
+        }
+        var index = 0
+        while index < expected.count {
+            let end = min(index + 1000, expected.count)
+            output.write(contentsOf: expected[index..<end])
+            index = end
+            while output.pendingBytes > ConsoleOutput.capacity / 2 { usleep(100) }
+        }
+        output.stop()
+        try pipe.fileHandleForWriting.close()
+        done.wait()
+        #expect(output.droppedBytes == 0)
+        #expect(Array(received.data) == expected)
+    }
+}
