@@ -57,6 +57,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
+        // The command line's option syntax (`--disk`, `--net`, `--vsock`) for the library's plain configuration values.
+        .target(name: "SwiftletCommandLine", dependencies: ["Swiftlet"]),
         // The control plane: Firecracker's REST API on a Unix socket (NIO on its own thread), its JSON resources
         // (strictly decoded), the pre-boot resource store and the one action enum every request becomes.
         .target(name: "SwiftletAPI", dependencies: [
@@ -73,7 +75,7 @@ let package = Package(
         // They link with lld and startup.order (scripts/order-startup-symbols writes it): the code and data a VM's
         // start-up touches are packed together, so the kernel maps fewer 64 KiB stretches of the binary.
         .executableTarget(name: "SwiftletCLI", dependencies: [
-            "Swiftlet", "SwiftletAPI",
+            "Swiftlet", "SwiftletAPI", "SwiftletCommandLine",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["startup.order"], linkerSettings: [
@@ -93,10 +95,13 @@ let package = Package(
         // Virtio devices and the virtio-pci transport, driven from the guest driver's side (TestDriver, PCIDriver).
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "VirtioPCI", "Devices", "GuestMemory"]),
         // The API driven as a client would: requests in, status codes and JSON out, against a fake machine.
-        .testTarget(name: "APITests", dependencies: ["SwiftletAPI", "Swiftlet"]),
+        // The fake backend's async methods run on the caller's executor (the API's own thread), not the global pool:
+        // other suites running beside these block pool threads (process waits, sleeps), which once starved them.
+        .testTarget(name: "APITests", dependencies: ["SwiftletAPI", "Swiftlet"],
+                    swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]),
         // Metrics in Firecracker's format and the Firecracker-style log line, checked against their documented shape.
         .testTarget(name: "ObservabilityTests", dependencies: ["Swiftlet", "Virtio"]),
-        .testTarget(name: "KVMTests", dependencies: ["Swiftlet", "KVM", "GuestMemory", "Boot", "Devices"]),
+        .testTarget(name: "KVMTests", dependencies: ["Swiftlet", "SwiftletCommandLine", "KVM", "GuestMemory", "Boot", "Devices"]),
         // Run the built `swiftlet` binary as a subprocess (swift test builds it first).
         .testTarget(name: "CLITests", dependencies: []),
         // Boot real kernels in the QEMU test host (scripts/testhost); skipped when it is not prepared.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import Swiftlet
+import SwiftletCommandLine
 import SwiftletAPI
 #if canImport(Glibc)
 import Glibc

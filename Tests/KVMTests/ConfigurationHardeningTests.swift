@@ -2,6 +2,7 @@ import CHost
 import Foundation
 import Testing
 @testable import Swiftlet
+import SwiftletCommandLine
 
 /// Configuration values a hostile or careless user gives (issue 13): too many devices, a payload larger than guest
 /// RAM (refused from its size, before a byte is read), MAC and IPv4 values that cannot work, repeated keys, and the

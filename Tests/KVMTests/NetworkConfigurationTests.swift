@@ -1,5 +1,6 @@
 import Testing
 @testable import Swiftlet
+import SwiftletCommandLine
 
 /// `--net` values as users write them, and the kernel parameter the guest's /init reads.
 struct NetworkConfigurationTests {

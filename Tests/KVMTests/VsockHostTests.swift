@@ -3,6 +3,7 @@ import Foundation
 import SystemPackage
 import Testing
 @testable import Swiftlet
+import SwiftletCommandLine
 
 /// The host side of vsock without a guest: `--vsock` values, the device socket (a stale socket replaced, anything
 /// else refused, ours removed at teardown), and the Unix streams the device reads and writes.

@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// A raw disk image attached as a virtio-blk device.
-public struct DiskConfiguration: Sendable, Equatable {
+public struct DiskConfiguration: Sendable, Equatable, Codable {
     public var path: String
     public var readOnly: Bool
     /// The serial number the guest reads with VIRTIO_BLK_T_GET_ID (at most 20 bytes), e.g. for /dev/disk/by-id.
@@ -15,27 +15,7 @@ public struct DiskConfiguration: Sendable, Equatable {
         self.id = id
     }
 
-    /// Parses the `--disk` syntax: `PATH[,readonly][,id=NAME]`.
-    public init(parsing text: String) throws(ConfigurationError) {
-        var parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        guard let first = parts.first, !first.isEmpty else { throw .invalidDisk(text, reason: "no image path") }
-        parts.removeFirst()
-        var readOnly = false
-        var id: String?
-        for option in parts {
-            if option == "readonly" || option == "ro" {
-                readOnly = true
-            } else if option.hasPrefix("id=") {
-                guard id == nil else { throw .invalidDisk(text, reason: "'id' is given more than once") }
-                id = String(option.dropFirst(3))
-            } else {
-                throw .invalidDisk(text, reason: "unknown option '\(option)' (expected readonly or id=NAME)")
-            }
-        }
-        self.init(path: first, readOnly: readOnly, id: id)
-    }
-
-    func validate() throws(ConfigurationError) {
+    public func validate() throws(ConfigurationError) {
         if let id, id.utf8.count > 20 { throw .invalidDisk(path, reason: "id '\(id)' is longer than 20 bytes") }
         var info = stat()
         guard stat(path, &info) == 0 else { throw .invalidDisk(path, reason: String(cString: strerror(errno))) }

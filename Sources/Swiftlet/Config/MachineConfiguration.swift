@@ -2,9 +2,11 @@
 import Glibc
 #endif
 
-/// Everything needed to build one guest, as a plain value with defaults. `validate()` runs before anything
+/// Everything needed to build one guest, as a plain `Codable` value with defaults (each resource — disk, network
+/// interface, vsock — a value of its own with its own `validate()`, so it can be built and checked one at a time;
+/// the command line's syntax for them is in SwiftletCommandLine). `validate()` runs before anything
 /// is built, so a bad value is reported without touching /dev/kvm.
-public struct MachineConfiguration: Sendable, Equatable {
+public struct MachineConfiguration: Sendable, Equatable, Codable {
     public static let defaultMemory = MemorySize.mebibytes(512)
     public static let maximumVCPUs = 64
     /// Virtio devices a guest can have: one PCI function each on bus 0, devices 1 to 31 (device 0 is the host
@@ -25,7 +27,7 @@ public struct MachineConfiguration: Sendable, Equatable {
     /// A virtio-vsock device bridged to host Unix sockets, if any.
     public var vsock: VsockConfiguration?
 
-    public enum Console: String, Sendable, CaseIterable {
+    public enum Console: String, Sendable, CaseIterable, Codable {
         case serial
         case virtio
     }
@@ -49,7 +51,7 @@ public struct MachineConfiguration: Sendable, Equatable {
                              vcpuCount: vcpuCount, memory: memory)
     }
 
-    public enum Payload: Sendable, Equatable {
+    public enum Payload: Sendable, Equatable, Codable {
         case linux(LinuxPayload)
         case rawImage(RawImagePayload)
     }
@@ -135,9 +137,9 @@ public struct MachineConfiguration: Sendable, Equatable {
 }
 
 /// A Linux kernel to boot, with its initrd and command line.
-public struct LinuxPayload: Sendable, Equatable {
+public struct LinuxPayload: Sendable, Equatable, Codable {
     /// How the kernel is entered.
-    public enum EntryPoint: String, Sendable, CaseIterable {
+    public enum EntryPoint: String, Sendable, CaseIterable, Codable {
         /// bzImage: unpack the payload in the host when possible, else its 64-bit entry; ELF: its entry.
         case automatic
         /// The PVH 32-bit entry of an ELF kernel with a XEN_ELFNOTE_PHYS32_ENTRY note.
@@ -171,8 +173,8 @@ public struct LinuxPayload: Sendable, Equatable {
 /// A flat code image loaded at a fixed address and entered directly: the tiny guests of the tests and
 /// benchmarks. Such a machine has the same devices as a Linux guest, but no in-kernel interrupt controller,
 /// so a HLT ends it (`StopReason.halted`) instead of waiting for an interrupt.
-public struct RawImagePayload: Sendable, Equatable {
-    public enum Mode: String, Sendable, CaseIterable {
+public struct RawImagePayload: Sendable, Equatable, Codable {
+    public enum Mode: String, Sendable, CaseIterable, Codable {
         /// 16-bit real mode, CS = 0, entered at `RawImagePayload.loadAddress`.
         case realMode = "real"
         /// 64-bit long mode at CPL 0 with identity-mapped page tables.

@@ -1,5 +1,5 @@
 /// A byte count written the way people write memory sizes: `512M`, `2G`, `1536MiB`, `65536K`, or plain bytes.
-public struct MemorySize: Equatable, Sendable, CustomStringConvertible {
+public struct MemorySize: Equatable, Sendable, CustomStringConvertible, Codable {
     public var bytes: UInt64
 
     public init(bytes: UInt64) { self.bytes = bytes }

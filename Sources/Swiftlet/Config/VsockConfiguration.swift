@@ -9,7 +9,7 @@ import Glibc
 /// - a host program connects to the Unix socket `socketPath`, which Swiftlet listens on, writes
 ///   `CONNECT <port>\n`, is answered `OK <hostport>\n`, and then talks to the guest's listener on that port;
 /// - a guest connecting to CID 2 (the host), port P, reaches a host program listening on `<socketPath>_P`.
-public struct VsockConfiguration: Sendable, Equatable {
+public struct VsockConfiguration: Sendable, Equatable, Codable {
     public var guestCID: UInt32
     public var socketPath: String
 
@@ -21,37 +21,8 @@ public struct VsockConfiguration: Sendable, Equatable {
         self.socketPath = socketPath
     }
 
-    /// Parses the `--vsock` syntax: `cid=N,socket=PATH` (in either order).
-    public init(parsing text: String) throws(ConfigurationError) {
-        var cid: UInt32?
-        var socket: String?
-        for option in text.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
-            let parts = option.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-            guard parts.count == 2 else { throw .invalidVsock(text, reason: "'\(option)' is not key=value") }
-            // `cid=3,cid=4` would silently keep the last: refuse it.
-            if (parts[0] == "cid" && cid != nil) || (parts[0] == "socket" && socket != nil) {
-                throw .invalidVsock(text, reason: "'\(parts[0])' is given more than once")
-            }
-            switch parts[0] {
-            case "cid":
-                guard let value = UInt64(parts[1]), value <= UInt64(UInt32.max) else {
-                    throw .invalidVsock(text, reason: "cid '\(parts[1])' is not a number below 2^32")
-                }
-                cid = UInt32(value)
-            case "socket":
-                socket = parts[1]
-            default:
-                throw .invalidVsock(text, reason: "unknown option '\(parts[0])' (expected cid, socket)")
-            }
-        }
-        guard let cid else { throw .invalidVsock(text, reason: "no guest CID: add cid=N (3 or more)") }
-        guard let socket else { throw .invalidVsock(text, reason: "no host socket: add socket=PATH") }
-        self.init(guestCID: cid, socketPath: socket)
-        try checkValues()
-    }
-
     /// The checks that need no file system.
-    private func checkValues() throws(ConfigurationError) {
+    public func checkValues() throws(ConfigurationError) {
         guard guestCID >= 3, guestCID < UInt32.max else {
             throw .invalidVsock("cid=\(guestCID)", reason: "the guest CID must be at least 3 and below 4294967295 (0-2 are reserved, 4294967295 means any)")
         }
@@ -64,7 +35,7 @@ public struct VsockConfiguration: Sendable, Equatable {
 
     /// Checks the values and that the socket can be created: its directory exists, and whatever is at the path
     /// already is a socket (a stale one from an earlier run is replaced; anything else is left alone).
-    func validate() throws(ConfigurationError) {
+    public func validate() throws(ConfigurationError) {
         try checkValues()
         var info = stat()
         if lstat(socketPath, &info) == 0 {
