@@ -7,8 +7,8 @@ extension TestHostBootTests {
     /// unknown field refused with 400 and a fault message), started with InstanceStart; the guest prints a
     /// counter each second, which stops while the VM is paused (PATCH /vm) and goes on when it is resumed, while
     /// the vCPU threads use no CPU time; GET /vm/config reports the configuration; FlushMetrics writes a metrics
-    /// line; SendCtrlAltDel makes the guest reboot, which ends the VM with status 0 (were it to stay up, the
-    /// script types `poweroff -f` so that the test fails cleanly). Then `swiftlet serve --no-api --config-file` boots the same guest from
+    /// line; SendCtrlAltDel makes the default guest power off cleanly, which ends the VM with status 0 (were it to
+    /// stay up, the script types `poweroff -f` so that the test fails cleanly). Then `swiftlet serve --no-api --config-file` boots the same guest from
     /// Firecracker's JSON config file (which, as in Firecracker, must have "drives", here empty) and exits 0
     /// after `poweroff -f`.
     @Test("swiftlet serve --api-sock: configured and started with curl, paused and resumed, metrics flushed, Ctrl-Alt-Del ends it; --no-api --config-file boots too")
@@ -226,10 +226,11 @@ extension TestHostBootTests {
         #expect(metrics?["vcpu"] != nil && metrics?["block"] != nil, "output:\n\(output)")
 
         // Ctrl-Alt-Del reaches the guest through the i8042 (declared in the DSDT as PNP0303, so the guest's
-        // i8042/atkbd drivers bind); the guest's /init is a shell script that leaves Ctrl-Alt-Del to the kernel,
-        // which restarts at once (reboot=k: i8042 0xFE), and the reset ends the VM with status 0.
+        // i8042/atkbd drivers bind); the default guest's init turns it into a clean power-off (kernel.ctrl-alt-del
+        // = 0: SIGINT to init, which syncs and powers off), and the VM ends with status 0.
         #expect(code("cad") == "204", "output:\n\(output)")
         #expect(value("after-ctrl-alt-del=") == "exited", "output:\n\(output)")
+        #expect(firstLog.contains("Swiftlet guest: Ctrl-Alt-Del, powering off"), "output:\n\(output)")
         #expect(value("swiftlet-status=") == "0", "output:\n\(output)")
 
         // Part 2: the config file boots the same guest without the API; poweroff -f ends it with 0.
