@@ -158,7 +158,7 @@ extension TestHostBootTests {
         var responses: [String: (code: String, body: String)] = [:]
         for line in lines where line.hasPrefix("api[") {
             guard let close = line.firstIndex(of: "]"), let code = line.range(of: " code="), let body = line.range(of: " body=") else { continue }
-            let label = String(line[line.index(after: line.startIndex)..<close])
+            let label = String(line[line.index(line.startIndex, offsetBy: "api[".count)..<close])
             responses[label] = (String(line[code.upperBound..<body.lowerBound]), String(line[body.upperBound...]))
         }
         func code(_ label: String) -> String { responses[label]?.code ?? "none" }
