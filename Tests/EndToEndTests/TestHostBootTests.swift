@@ -96,13 +96,16 @@ struct TestHostBootTests {
             mkfifo /tmp/k9-in
             \(swiftlet) run --disk \(image) < /tmp/k9-in > /tmp/k9-out 2>&1 &
             exec 3>/tmp/k9-in
-            until grep -q '~ #' /tmp/k9-out; do sleep 0.5; done
+            # Each wait ends early if swiftlet has gone (a guest that crashed in early boot), and the console is
+            # printed at the end, so a failure says what happened instead of running into the test host's timeout.
+            until grep -q '~ #' /tmp/k9-out || ! pidof swiftlet >/dev/null; do sleep 0.5; done
             echo 'mkdir -p /mnt && mount /dev/vda /mnt && echo durable-$((6*7)) > /mnt/f && sync && echo SYN""CED' >&3
-            until grep -q SYNCED /tmp/k9-out; do sleep 0.1; done
+            until grep -q SYNCED /tmp/k9-out || ! pidof swiftlet >/dev/null; do sleep 0.1; done
             kill -9 $(pidof swiftlet)
             sleep 1
             echo "after-kill: $(pidof swiftlet || echo gone)"
             /sbin/debugfs -R 'cat /f' \(image)
+            echo "--- console"; cat /tmp/k9-out
             """.write(toFile: script, atomically: true, encoding: .utf8)
         let result = try TestHost.run(["--file", swiftlet, "--file", TestHost.cache + "/guest", "--file", "/sbin/debugfs",
                                        "--file", image, "--file", script, "sh", script])
