@@ -33,9 +33,10 @@ enum Platform {
 
     static func acpiConfiguration(vcpuCount: Int) -> ACPIConfiguration {
         var acpi = ACPIConfiguration(vcpuCount: vcpuCount)
-        // The guest's i8042 driver binds to the keyboard, so that Ctrl-Alt-Del typed by the VMM (the API's
-        // SendCtrlAltDel, Machine.requestStop) reaches it; the I8042 model answers its probe without timeouts.
-        acpi.i8042Present = true
+        // The keyboard controller is not declared (i8042Present stays false), so the guest's i8042 driver does not
+        // bind and Ctrl-Alt-Del typed by the VMM goes unheard. Declaring it made SendCtrlAltDel work (a guest rebooted
+        // on it in the test host), but the test-host runs with it declared also saw the emulated test host itself
+        // reset twice and guests crash in early boot; until that is understood the platform stays as it was.
         PCIPlatform.describe(in: &acpi)
         return acpi
     }
