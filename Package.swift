@@ -95,8 +95,9 @@ let package = Package(
         // Virtio devices and the virtio-pci transport, driven from the guest driver's side (TestDriver, PCIDriver).
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "VirtioPCI", "Devices", "GuestMemory"]),
         // The API driven as a client would: requests in, status codes and JSON out, against a fake machine.
-        // The fake backend's async methods run on the caller's executor (the API's own thread), not the global pool:
-        // other suites running beside these block pool threads (process waits, sleeps), which once starved them.
+        // The fake backend's own async methods run on the caller's executor; calls through VMMBackend (declared in
+        // SwiftletAPI) still hop to the global pool, which other suites' synchronous waits can hold for a minute:
+        // scripts/test therefore runs these tests in a process of their own.
         .testTarget(name: "APITests", dependencies: ["SwiftletAPI", "Swiftlet"],
                     swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]),
         // Metrics in Firecracker's format and the Firecracker-style log line, checked against their documented shape.

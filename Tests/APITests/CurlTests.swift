@@ -12,7 +12,7 @@ struct CurlTests {
     private func curl(_ socket: String, _ arguments: [String]) throws -> (status: Int, body: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = ["--silent", "--show-error", "--max-time", "5", "--unix-socket", socket, "--write-out", "\n%{http_code}"] + arguments
+        process.arguments = ["--silent", "--show-error", "--max-time", "20", "--unix-socket", socket, "--write-out", "\n%{http_code}"] + arguments
         let output = Pipe()
         process.standardOutput = output
         try process.run()
