@@ -225,13 +225,10 @@ extension TestHostBootTests {
         let metrics = json(value("metrics-last="))
         #expect(metrics?["vcpu"] != nil && metrics?["block"] != nil, "output:\n\(output)")
 
-        // SendCtrlAltDel is accepted; with the keyboard controller not declared in ACPI (Platform.swift says why)
-        // the guest's i8042 driver does not bind and the keys go unheard, so the script powers the guest off.
+        // SendCtrlAltDel: the guest's i8042 driver (bound through the DSDT's PNP0303 keyboard) reads the keys and
+        // the default guest's init powers off, which ends the VM.
         #expect(code("cad") == "204", "output:\n\(output)")
-        #expect(["exited", "still-running"].contains(value("after-ctrl-alt-del=") ?? ""), "output:\n\(output)")
-        withKnownIssue("SendCtrlAltDel: the i8042 is not declared in ACPI, so the guest never reads the keys") {
-            #expect(value("after-ctrl-alt-del=") == "exited")
-        }
+        #expect(value("after-ctrl-alt-del=") == "exited", "output:\n\(output)")
         #expect(value("swiftlet-status=") == "0", "output:\n\(output)")
 
         // Part 2: the config file boots the same guest without the API; poweroff -f ends it with 0.

@@ -33,10 +33,10 @@ enum Platform {
 
     static func acpiConfiguration(vcpuCount: Int) -> ACPIConfiguration {
         var acpi = ACPIConfiguration(vcpuCount: vcpuCount)
-        // The keyboard controller is not declared (i8042Present stays false), so the guest's i8042 driver does not
-        // bind and Ctrl-Alt-Del typed by the VMM goes unheard. Declaring it made SendCtrlAltDel work (a guest rebooted
-        // on it in the test host), but the test-host runs with it declared also saw the emulated test host itself
-        // reset twice and guests crash in early boot; until that is understood the platform stays as it was.
+        // The keyboard controller is declared (FADT 8042 flag, PNP0303 in the DSDT): on a hardware-reduced platform
+        // Linux has no legacy IRQ 1, and its i8042 driver binds only through that device. Without it Ctrl-Alt-Del
+        // typed by the VMM (SendCtrlAltDel, Machine.requestStop) goes unheard.
+        acpi.i8042Present = true
         PCIPlatform.describe(in: &acpi)
         return acpi
     }
