@@ -33,6 +33,8 @@ public enum BootError: Error, Equatable, Sendable, CustomStringConvertible {
     case noPVHEntry(String)
     /// A guest memory access failed while writing `what` (a bug in the layout, or a too-small guest).
     case guestMemory(what: String, GuestMemoryError)
+    /// The MP table's configuration breaks a rule of the MP specification or of what Linux accepts.
+    case invalidMPTable(String)
 
     public var description: String {
         switch self {
@@ -64,6 +66,8 @@ public enum BootError: Error, Equatable, Sendable, CustomStringConvertible {
             return "PVH entry not available: \(reason)"
         case let .guestMemory(what, error):
             return "writing \(what) into guest memory failed: \(error)"
+        case let .invalidMPTable(reason):
+            return "MP table: \(reason)"
         }
     }
 

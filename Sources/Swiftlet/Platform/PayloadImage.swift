@@ -48,14 +48,26 @@ struct PayloadImage {
     }
 
     /// `extraCommandLine` is appended to a Linux command line (the VMM's own parameters, e.g. `swiftlet.net0=`).
-    func load(into memory: GuestMemory, vcpuCount: Int, extraCommandLine: [String] = []) throws(MachineError) -> Entry {
+    /// `additionalGSIs` are the interrupt lines devices use beyond the ISA IRQs and PCI INTx (virtio-mmio), for the
+    /// MP table.
+    func load(into memory: GuestMemory, vcpuCount: Int, extraCommandLine: [String] = [],
+              additionalGSIs: [UInt32] = []) throws(MachineError) -> Entry {
         switch contents {
         case let .linux(linux, kernel, initrd):
             let rsdp: GuestAddress
             do {
-                rsdp = try ACPITables.write(Platform.acpiConfiguration(vcpuCount: vcpuCount), into: memory)
+                // The ACPI tables end where the MP table begins (both in the e820-reserved BIOS area).
+                rsdp = try ACPITables.write(Platform.acpiConfiguration(vcpuCount: vcpuCount), into: memory,
+                                            limit: MPTable.defaultBase)
             } catch {
                 throw .device("ACPI tables: \(error)")
+            }
+            // The MP table, for guests booted with acpi=off and kernels without ACPI.
+            do throws(BootError) {
+                try MPTable.write(MPTablePlatform.configuration(vcpuCount: vcpuCount, additionalGSIs: additionalGSIs),
+                                  into: memory)
+            } catch {
+                throw .boot(error)
             }
             do {
                 let loaded = try loadLinux(LinuxBootRequest(
