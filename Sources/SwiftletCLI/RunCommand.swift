@@ -33,6 +33,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Initial RAM disk (cpio archive, optionally compressed).", valueName: "path"))
     var initrd: String?
 
+    @Option(help: ArgumentHelp("Without --kernel: the default guest's kernel, debian (scripts/setup) or microvm (scripts/build-guest-kernel: boots faster, drivers built in).", valueName: "kernel"))
+    var guestKernel: String = DefaultGuest.Kernel.debian.rawValue
+
     @Option(help: ArgumentHelp("Kernel command line (default: \"\(LinuxPayload.defaultCommandLine)\").", valueName: "string"))
     var cmdline: String?
 
@@ -82,6 +85,12 @@ struct RunCommand: ParsableCommand {
     var verbose = false
 
     func validate() throws {
+        guard DefaultGuest.Kernel(rawValue: guestKernel) != nil else {
+            throw ValidationError("--guest-kernel must be \(DefaultGuest.Kernel.allCases.map(\.rawValue).joined(separator: " or ")) (got \(guestKernel))")
+        }
+        guard kernel == nil || guestKernel == DefaultGuest.Kernel.debian.rawValue else {
+            throw ValidationError("--guest-kernel chooses the default guest's kernel: drop it or --kernel")
+        }
         guard cpus >= 1 else { throw ValidationError("--cpus must be at least 1 (got \(cpus))") }
         guard cpus <= MachineConfiguration.maximumVCPUs else {
             throw ValidationError("--cpus \(cpus) is more than the \(MachineConfiguration.maximumVCPUs) vCPUs Swiftlet supports")
@@ -173,6 +182,7 @@ struct RunCommand: ParsableCommand {
     /// the command line was right, the host is not ready (1).
     static func exitCode(for error: ConfigurationError) -> ExitCode {
         if case .defaultGuestMissing = error { return .failure }
+        if case .microVMKernelMissing = error { return .failure }
         return ExitCode(usageErrorStatus)
     }
 
@@ -218,7 +228,7 @@ struct RunCommand: ParsableCommand {
         var kernelPath = kernel
         var initrdPath = initrd
         if kernelPath == nil {
-            let defaults = try DefaultGuest.paths()
+            let defaults = try DefaultGuest.paths(kernel: DefaultGuest.Kernel(rawValue: guestKernel)!)
             kernelPath = defaults.kernel
             if initrdPath == nil { initrdPath = defaults.initrd }
         }

@@ -211,6 +211,8 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case invalidVsock(String, reason: String)
     case tooManyDevices(Int, maximum: Int, reason: String)
     case defaultGuestMissing(directory: String)
+    /// `--guest-kernel microvm` without a microVM kernel in the cache.
+    case microVMKernelMissing(path: String)
 
     public var description: String {
         switch self {
@@ -226,6 +228,8 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
             return "too many devices: \(count) virtio devices (\(reason)), at most \(maximum) are supported"
         case let .defaultGuestMissing(directory):
             return "no --kernel given and the default guest is not prepared (\(directory) is missing). Run `scripts/setup` first, or pass --kernel PATH [--initrd PATH]"
+        case let .microVMKernelMissing(path):
+            return "the microVM guest kernel is not built (\(path) is missing). Run `scripts/build-guest-kernel` (or `scripts/setup --guest-kernel`) first"
         }
     }
 }

@@ -7,7 +7,9 @@ enum MPTablePlatform {
     static func configuration(vcpuCount: Int, additionalGSIs: [UInt32] = []) -> MPTableConfiguration {
         var config = MPTableConfiguration(vcpuCount: vcpuCount)
         config.pciBusPresent = true
-        config.pciInterrupts = PCIPlatform.acpiDescription.intxRoutes.map {
+        // A GSI a virtio-mmio device owns (its edge-triggered line) is not also a PCI INTx input: no PCI device
+        // raises INTx when the devices are on virtio-mmio, and two entries for one pin would disagree on its trigger.
+        config.pciInterrupts = PCIPlatform.acpiDescription.intxRoutes.filter { !additionalGSIs.contains($0.gsi) }.map {
             MPTableConfiguration.PCIInterrupt(device: $0.device, pin: $0.pin, gsi: $0.gsi)
         }
         config.additionalLines = additionalGSIs.map { MPTableConfiguration.InterruptLine(gsi: $0) }
