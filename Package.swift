@@ -23,6 +23,13 @@ let package = Package(
         .target(name: "CKVM"),
         // Linux host calls Swift's Glibc module leaves out (signalfd, thread names).
         .target(name: "CHost"),
+        // libseccomp (Debian's libseccomp-dev; the static archive goes into the static release binary) and the
+        // SIGSYS handler that names a refused system call. docs/security.md.
+        .target(name: "CSeccomp", linkerSettings: [.linkedLibrary("seccomp")]),
+        // The jailer's namespace, mount and privilege calls (pivot_root, unshare, setns, mknod); and the jailer
+        // itself: `swiftlet jail`, Firecracker's jailer for Swiftlet (docs/security.md).
+        .target(name: "CJail"),
+        .target(name: "Jailer", dependencies: ["CJail"]),
         // Guest physical memory: mmap'd regions behind bounds-checked accessors.
         .target(name: "GuestMemory", dependencies: [
             .product(name: "SystemPackage", package: "swift-system"),
@@ -53,7 +60,7 @@ let package = Package(
         ]),
         // The VMM library: configuration, builder, vCPU threads, exit dispatch, lifecycle.
         .target(name: "Swiftlet", dependencies: [
-            "CHost", "KVM", "GuestMemory", "Boot", "ACPI", "Devices", "Virtio", "VirtioPCI",
+            "CHost", "CSeccomp", "KVM", "GuestMemory", "Boot", "ACPI", "Devices", "Virtio", "VirtioPCI",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
@@ -75,7 +82,7 @@ let package = Package(
         // They link with lld and startup.order (scripts/order-startup-symbols writes it): the code and data a VM's
         // start-up touches are packed together, so the kernel maps fewer 64 KiB stretches of the binary.
         .executableTarget(name: "SwiftletCLI", dependencies: [
-            "Swiftlet", "SwiftletAPI", "SwiftletCommandLine",
+            "Swiftlet", "SwiftletAPI", "SwiftletCommandLine", "Jailer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["startup.order"], linkerSettings: [
@@ -110,3 +117,23 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Fuzz targets (Fuzz/, docs/security.md): declared only when scripts/fuzz builds them (SWIFTLET_FUZZ=1, with
+// -sanitize=fuzzer,address and its own scratch path), so the normal build and CI never compile them.
+if Context.environment["SWIFTLET_FUZZ"] != nil {
+    package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/Support"))
+    let fuzzTargets: [(String, [Target.Dependency])] = [
+        ("boot", ["Boot", "GuestMemory"]),
+        ("virtio-queue", ["Virtio", "GuestMemory"]),
+        ("block-request", ["Virtio", "GuestMemory"]),
+        ("vsock-packet", ["Virtio"]),
+        ("net-header", ["Virtio"]),
+        ("virtio-pci", ["VirtioPCI", "Virtio", "Devices", "GuestMemory"]),
+        ("api", ["SwiftletAPI"]),
+        ("snapshot", ["Swiftlet"]),
+    ]
+    for (name, dependencies) in fuzzTargets {
+        package.targets.append(.executableTarget(name: "fuzz-\(name)", dependencies: ["FuzzSupport"] + dependencies,
+                                                 path: "Fuzz/Targets/\(name)"))
+    }
+}

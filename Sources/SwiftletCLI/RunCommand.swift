@@ -84,6 +84,8 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Log what the VMM does, including unclaimed device accesses.")
     var verbose = false
 
+    @OptionGroup var seccomp: SeccompOptions
+
     func validate() throws {
         guard DefaultGuest.Kernel(rawValue: guestKernel) != nil else {
             throw ValidationError("--guest-kernel must be \(DefaultGuest.Kernel.allCases.map(\.rawValue).joined(separator: " or ")) (got \(guestKernel))")
@@ -121,6 +123,7 @@ struct RunCommand: ParsableCommand {
         // The termination signals are blocked before any thread exists (so in every thread) and read: during
         // start-up by the watch below, then by the machine's wait, which turns them into a clean stop.
         TerminationSignals.block()
+        seccomp.apply()
         let observability = Observability()
         LoggingSystem.bootstrap { label in
             var handler = ConsoleLogHandler(label: label)
@@ -207,6 +210,7 @@ struct RunCommand: ParsableCommand {
             return machine.stop()
         }
         defer { server.stop() }
+        server.execute(onAPIThread: { Seccomp.enterThread(.api) })
         let reason = machine.waitUntilStopped(timeout: timeout)
         observability.machineEnded()
         return reason

@@ -101,6 +101,11 @@ extension Machine {
             }
             lifecycle.guarded.withLock { $0.started = true }
             setState(.starting)
+            // Built, and no guest instruction run yet: every thread gets the union filter now (docs/security.md).
+            do { try Seccomp.installProcessFilter() } catch {
+                setState(.stopped)
+                throw .hostFailure(operation: "start", detail: "\(error)")
+            }
             KickSignal.install()
             do {
                 if options.attachConsoleInput {
@@ -127,6 +132,7 @@ extension Machine {
             }
             do {
                 let supervisor = try HostThread(name: "vmm") { [self] in
+                    Seccomp.enterThread(.vmm)
                     _ = stopController.wakeup.wait(milliseconds: -1)
                     tearDown()
                 }
@@ -206,6 +212,8 @@ extension Machine {
     /// blocked in this thread, are read here and stop the machine; `timeout` seconds after the call it is
     /// stopped with `.timedOut`.
     public func waitUntilStopped(timeout: Double? = nil) -> StopReason {
+        // The caller (the CLI's main thread) only waits from here on: its own seccomp filter.
+        Seccomp.enterThread(.main)
         var signalSet = TerminationSignals.set
         let signalFD = signalfd(-1, &signalSet, Int32(SFD_CLOEXEC))
         defer { if signalFD >= 0 { close(signalFD) } }

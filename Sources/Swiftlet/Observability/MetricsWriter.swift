@@ -76,6 +76,7 @@ public final class MetricsWriter: Sendable {
             let thread: HostThread
             do {
                 thread = try HostThread(name: "metrics") { [self] in
+                    Seccomp.enterThread(.vmm)
                     repeat { periodicFlush() } while !wake.wait(milliseconds: max(1, milliseconds))
                 }
             } catch {

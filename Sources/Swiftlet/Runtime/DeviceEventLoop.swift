@@ -134,6 +134,7 @@ final class DeviceEventLoop: @unchecked Sendable {
     }
 
     private func run() {
+        Seccomp.enterThread(.devices)
         loopThread.store(pthread_self(), ordering: .relaxed)
         var fds: [pollfd] = []
         var groupRanges: [Range<Int>] = []

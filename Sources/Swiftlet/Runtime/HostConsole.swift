@@ -144,6 +144,7 @@ final class ConsoleOutput: ConsoleSink {
     private func drain() {
         // A library caller's thread may have every signal blocked; the kick must reach this one.
         KickSignal.unblockInCurrentThread()
+        Seccomp.enterThread(.console)
         var chunk = [UInt8](repeating: 0, count: 4096)
         var discarding = false
         while true {
@@ -228,6 +229,7 @@ final class ConsoleInput: Sendable {
     }
 
     private func run() {
+        Seccomp.enterThread(.console)
         var buffer = [UInt8](repeating: 0, count: 256)
         var pendingEscape = false
         var fds = [pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeup.fd.rawValue, events: Int16(POLLIN), revents: 0)]

@@ -36,6 +36,8 @@ struct VCPURunner: Sendable {
     func run() {
         defer { gate.vcpuFinished() }
         KickSignal.unblockInCurrentThread()
+        // The vCPU's own seccomp filter, before the guest's first instruction (docs/security.md).
+        Seccomp.enterThread(.vcpu)
         if vcpu.id == 0 { timeline.mark(.firstGuestEntry) }
         while true {
             let exit: VCPUExit

@@ -70,6 +70,10 @@ public final class APIServer: Sendable {
         }
     }
 
+    /// Runs `body` on the API's event-loop thread: the CLI installs that thread's seccomp filter this way once
+    /// the VM runs (docs/security.md).
+    public func execute(onAPIThread body: @escaping @Sendable () -> Void) { controller.eventLoop.execute(body) }
+
     /// Stops listening and removes the socket file; connections still open are closed with the controller's
     /// thread. Not to be called from the API thread itself.
     public func stop() {

@@ -36,6 +36,8 @@ struct ControlPlaneOptions: ParsableArguments {
     @Option(name: .customLong("metrics-path"), help: ArgumentHelp("Write Firecracker-format metrics lines to this file or FIFO.", valueName: "path"))
     var metricsPath: String?
 
+    @OptionGroup var seccomp: SeccompOptions
+
     func validate() throws {
         if noAPI, configFile == nil { throw ValidationError("--no-api needs --config-file: without the API nothing could configure the VM") }
         if let level { _ = try LogLevelFilter(parsing: level) }
@@ -45,6 +47,7 @@ struct ControlPlaneOptions: ParsableArguments {
     func makeRun(defaultSocket: String?, vmmVersion: String, vcpuThreadPrefix: String, timeline: BootTimeline,
                  logger: Logger, observability: Observability) throws -> ControlPlaneRun {
         observability.log.instanceID = id
+        seccomp.apply()
         if logPath != nil || level != nil || showLevel || showLogOrigin {
             try observability.configureLogger(LoggerSettings(logPath: logPath, level: level, showLevel: showLevel ? true : nil,
                                                              showLogOrigin: showLogOrigin ? true : nil))

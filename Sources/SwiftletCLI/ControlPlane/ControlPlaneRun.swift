@@ -73,16 +73,18 @@ struct ControlPlaneRun {
                 return 1
             }
         }
-        return waitForMachine(backend)
+        return waitForMachine(backend, server: server)
     }
 
     /// Waits for `InstanceStart` (or a termination signal before it), then supervises the machine to its end.
-    private func waitForMachine(_ backend: MachineBackend) -> Int32 {
+    private func waitForMachine(_ backend: MachineBackend, server: APIServer?) -> Int32 {
         if let signal = TerminationSignals.wait(until: backend.machineStarted), backend.current == nil {
             logger.info("stopped by signal \(signal) before the VM started")
             return 128 + signal
         }
         guard let machine = backend.current else { return 1 }
+        // The VM runs: the API thread's own seccomp filter (the main thread's comes with waitUntilStopped).
+        server?.execute(onAPIThread: { Seccomp.enterThread(.api) })
         let reason = machine.waitUntilStopped()
         observability.machineEnded()
         if reason.isClean { logger.info("\(reason)") } else { logger.error("\(reason)") }

@@ -31,9 +31,9 @@ struct FirecrackerCommand: ParsableCommand {
     @Flag(name: .customLong("boot-timer"), help: "Print the boot timeline when the guest stops.")
     var bootTimer = false
 
-    // Accepted and ignored, with a warning (see the type's comment).
+    // Accepted and ignored, with a warning (see the type's comment). `--no-seccomp` is real (SeccompOptions);
+    // a filter file in Firecracker's compiled format is not read.
     @Option(name: .customLong("seccomp-filter"), help: .hidden) var seccompFilter: String?
-    @Flag(name: .customLong("no-seccomp"), help: .hidden) var noSeccomp = false
     @Option(name: .customLong("start-time-us"), help: .hidden) var startTimeMicroseconds: String?
     @Option(name: .customLong("start-time-cpu-us"), help: .hidden) var startTimeCPUMicroseconds: String?
     @Option(name: .customLong("parent-cpu-time-us"), help: .hidden) var parentCPUTimeMicroseconds: String?
@@ -48,7 +48,6 @@ struct FirecrackerCommand: ParsableCommand {
         let logger = Logger(label: "firecracker")
         var ignored: [String] = []
         if seccompFilter != nil { ignored.append("--seccomp-filter") }
-        if noSeccomp { ignored.append("--no-seccomp") }
         if startTimeMicroseconds != nil { ignored.append("--start-time-us") }
         if startTimeCPUMicroseconds != nil { ignored.append("--start-time-cpu-us") }
         if parentCPUTimeMicroseconds != nil { ignored.append("--parent-cpu-time-us") }

@@ -1,0 +1,95 @@
+// AUDITED UNSAFE FILE: a signal handler reading a fixed table and a thread-local pointer; libseccomp calls.
+#define _GNU_SOURCE
+#include "cseccomp.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+// x86-64 syscall numbers stop below 512 (the x32 range starts at 512 and is never allowed here).
+#define NAME_TABLE_SIZE 512
+static const char *syscall_names[NAME_TABLE_SIZE];
+static atomic_int reporter_installed;
+static __thread const char *thread_label;
+
+void cseccomp_set_thread_label(const char *label) { thread_label = label; }
+
+// Only write(2) and exit_group(2) are made here: every filter allows both, so the report itself is never refused.
+// A SIGSYS raised inside the handler (SIGSYS is blocked while it runs) makes the kernel kill the process anyway.
+static void append(char *buffer, size_t *used, size_t capacity, const char *text) {
+    while (*text != '\0' && *used < capacity) buffer[(*used)++] = *text++;
+}
+
+static void append_decimal(char *buffer, size_t *used, size_t capacity, long value) {
+    char digits[24];
+    size_t count = 0;
+    unsigned long magnitude = value < 0 ? (unsigned long)(-value) : (unsigned long)value;
+    do { digits[count++] = (char)('0' + magnitude % 10); magnitude /= 10; } while (magnitude != 0 && count < sizeof digits);
+    if (value < 0) append(buffer, used, capacity, "-");
+    while (count > 0 && *used < capacity) buffer[(*used)++] = digits[--count];
+}
+
+static void report_violation(int signal, siginfo_t *info, void *context) {
+    (void)signal;
+    (void)context;
+    char line[256];
+    size_t used = 0;
+    int number = info->si_syscall;
+    const char *name = (number >= 0 && number < NAME_TABLE_SIZE) ? syscall_names[number] : NULL;
+    append(line, &used, sizeof line, "swiftlet: seccomp: the ");
+    append(line, &used, sizeof line, thread_label ? thread_label : "unlabelled");
+    append(line, &used, sizeof line, " thread made system call ");
+    append(line, &used, sizeof line, name ? name : "?");
+    append(line, &used, sizeof line, " (");
+    append_decimal(line, &used, sizeof line, number);
+    append(line, &used, sizeof line, "), which its filter does not allow; stopping the VMM\n");
+    // SAFETY: a raw write of our own stack buffer; the result does not matter (stderr may be closed).
+    (void)syscall(SYS_write, STDERR_FILENO, line, used);
+    syscall(SYS_exit_group, 128 + SIGSYS);
+}
+
+int cseccomp_install_violation_reporter(void) {
+    if (atomic_exchange(&reporter_installed, 1) == 1) return 0;
+    for (int number = 0; number < NAME_TABLE_SIZE; number++) {
+        // Leaked on purpose: the table lives as long as the process, and the handler reads it at any time.
+        syscall_names[number] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, number);
+    }
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = report_violation;
+    action.sa_flags = SA_SIGINFO;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGSYS, &action, NULL) != 0) {
+        atomic_store(&reporter_installed, 0);
+        return -errno;
+    }
+    return 0;
+}
+
+int cseccomp_rule_add(scmp_filter_ctx ctx, uint32_t action, int syscall_number, unsigned int argc,
+                      unsigned int arg0_index, int arg0_op, uint64_t arg0_value, uint64_t arg0_value2,
+                      unsigned int arg1_index, int arg1_op, uint64_t arg1_value, uint64_t arg1_value2) {
+    struct scmp_arg_cmp comparisons[2] = {
+        { .arg = arg0_index, .op = (enum scmp_compare)arg0_op, .datum_a = arg0_value, .datum_b = arg0_value2 },
+        { .arg = arg1_index, .op = (enum scmp_compare)arg1_op, .datum_a = arg1_value, .datum_b = arg1_value2 },
+    };
+    if (argc > 2) return -EINVAL;
+    return seccomp_rule_add_array(ctx, action, syscall_number, argc, comparisons);
+}
+
+uint32_t cseccomp_act_allow(void) { return SCMP_ACT_ALLOW; }
+uint32_t cseccomp_act_trap(void) { return SCMP_ACT_TRAP; }
+uint32_t cseccomp_act_kill_process(void) { return SCMP_ACT_KILL_PROCESS; }
+uint32_t cseccomp_act_errno(uint16_t error) { return SCMP_ACT_ERRNO(error); }
+
+int cseccomp_cmp_eq(void) { return SCMP_CMP_EQ; }
+int cseccomp_cmp_ne(void) { return SCMP_CMP_NE; }
+int cseccomp_cmp_masked_eq(void) { return SCMP_CMP_MASKED_EQ; }
+
+int cseccomp_current_mode(void) { return prctl(PR_GET_SECCOMP, 0, 0, 0, 0); }
+
+long cseccomp_raw_syscall(long number) { return syscall(number, 0, 0, 0, 0, 0, 0); }
