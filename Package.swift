@@ -58,9 +58,14 @@ let package = Package(
             "Virtio", "Devices", "GuestMemory",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The virtio-mmio transport (virtio 1.2 §4.2): a virtio device as a 4 KiB MMIO window with one interrupt line.
+        .target(name: "VirtioMMIO", dependencies: [
+            "Virtio", "Devices", "GuestMemory",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The VMM library: configuration, builder, vCPU threads, exit dispatch, lifecycle.
         .target(name: "Swiftlet", dependencies: [
-            "CHost", "CSeccomp", "KVM", "GuestMemory", "Boot", "ACPI", "Devices", "Virtio", "VirtioPCI",
+            "CHost", "CSeccomp", "KVM", "GuestMemory", "Boot", "ACPI", "Devices", "Virtio", "VirtioPCI", "VirtioMMIO",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
@@ -101,6 +106,8 @@ let package = Package(
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
         // Virtio devices and the virtio-pci transport, driven from the guest driver's side (TestDriver, PCIDriver).
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "VirtioPCI", "Devices", "GuestMemory"]),
+        // The virtio-mmio register file driven as Linux's virtio_mmio driver does, against real device models.
+        .testTarget(name: "VirtioMMIOTests", dependencies: ["VirtioMMIO", "Virtio", "Devices", "GuestMemory"]),
         // The API driven as a client would: requests in, status codes and JSON out, against a fake machine.
         // The fake backend's own async methods run on the caller's executor; calls through VMMBackend (declared in
         // SwiftletAPI) still hop to the global pool, which other suites' synchronous waits can hold for a minute:

@@ -58,11 +58,15 @@ public actor APIController {
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { eventLoop.executor.asUnownedSerialExecutor() }
 
+    /// How the VM's virtio devices reach the guest (virtio-mmio in Firecracker mode unless `--enable-pci`).
+    public nonisolated let transport: VirtioTransport
+
     /// - Parameter eventLoop: the thread to run on; nil starts a thread of its own.
     public init(backend: any VMMBackend, resources: VMResources = VMResources(), instanceID: String = APIController.defaultInstanceID,
                 vmmVersion: String = APIController.firecrackerAPIVersion, appName: String = "Swiftlet",
                 logger: Logger = Logger(label: "swiftlet.api"), eventLoop: (any EventLoop)? = nil,
-                onRequest: (@Sendable (APIRequestRecord) -> Void)? = nil) {
+                onRequest: (@Sendable (APIRequestRecord) -> Void)? = nil, transport: VirtioTransport = .pci) {
+        self.transport = transport
         if let eventLoop {
             self.eventLoop = eventLoop
             ownedGroup = nil
@@ -289,7 +293,7 @@ public actor APIController {
     }
 
     private func start() async throws(APIFault) {
-        let (configuration, warnings) = try resources.machineConfiguration()
+        let (configuration, warnings) = try resources.machineConfiguration(transport: transport)
         startWarnings = warnings
         for warning in warnings { logger.warning("InstanceStart: \(warning)") }
         do {

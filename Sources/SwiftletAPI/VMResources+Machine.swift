@@ -12,9 +12,10 @@ extension VMResources {
         return line
     }
 
-    /// The library configuration `InstanceStart` builds, and what the user should know about it: Swiftlet's
-    /// devices are virtio-PCI, so Firecracker's habitual `pci=off` hides them from the guest.
-    public func machineConfiguration() throws(APIFault) -> (configuration: MachineConfiguration, warnings: [String]) {
+    /// The library configuration `InstanceStart` builds, and what the user should know about it: with `transport`
+    /// pci (`--enable-pci` in Firecracker mode, `swiftlet serve`'s default) Firecracker's habitual `pci=off` hides the
+    /// devices from the guest; virtio-mmio (Firecracker mode's default) does not need PCI.
+    public func machineConfiguration(transport: VirtioTransport = .pci) throws(APIFault) -> (configuration: MachineConfiguration, warnings: [String]) {
         guard let bootSource else {
             // Firecracker's StartMicrovmError::MissingKernelConfig, behind VmmActionError::StartMicrovm.
             throw APIFault(message: "Start microvm error: Cannot start microvm without kernel configuration.")
@@ -30,13 +31,16 @@ extension VMResources {
         let vsockConfiguration = vsock.map { VsockConfiguration(guestCID: $0.guestCID, socketPath: $0.udsPath) }
         let configuration = MachineConfiguration(payload: .linux(payload), vcpuCount: Int(machineConfig.vcpuCount),
                                                  memory: .mebibytes(machineConfig.memSizeMib), disks: disks, networks: networks,
-                                                 vsock: vsockConfiguration)
+                                                 vsock: vsockConfiguration, transport: transport)
 
         var warnings: [String] = []
         let parameters = commandLine.split(separator: " ").map(String.init)
-        if parameters.contains("pci=off"), !disks.isEmpty || !networks.isEmpty || vsockConfiguration != nil {
-            warnings.append("the kernel command line contains pci=off, but Swiftlet's disks, network interfaces and vsock are virtio-PCI "
-                + "devices: the guest will not see them. Remove pci=off from boot_args.")
+        if let warning = VirtioTransport.pciOffWarning(
+            commandLine: commandLine, transport: transport, hasDevices: !disks.isEmpty || !networks.isEmpty || vsockConfiguration != nil,
+            remedy: "use virtio-mmio (Firecracker mode without --enable-pci, or swiftlet serve --transport mmio)",
+            source: " from boot_args")
+        {
+            warnings.append(warning)
         }
         if parameters.contains("8250.nr_uarts=0") {
             warnings.append("the kernel command line contains 8250.nr_uarts=0: the guest has no serial console (Firecracker's default "

@@ -66,6 +66,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Console device for this terminal: serial (ttyS0) or virtio (hvc0).", valueName: "device"))
     var console: String = MachineConfiguration.Console.serial.rawValue
 
+    @Option(help: ArgumentHelp("How virtio devices reach the guest: pci (virtio-pci with MSI-X) or mmio (virtio-mmio, announced on the kernel command line and in ACPI; works with pci=off).", valueName: "transport"))
+    var transport: String = VirtioTransport.pci.rawValue
+
     @Option(help: ArgumentHelp("Run a raw code image instead of Linux (tiny test guests).", valueName: "path"))
     var raw: String?
 
@@ -110,6 +113,7 @@ struct RunCommand: ParsableCommand {
         guard MachineConfiguration.Console(rawValue: console) != nil else {
             throw ValidationError("--console must be serial or virtio")
         }
+        guard VirtioTransport(rawValue: transport) != nil else { throw ValidationError("--transport must be pci or mmio") }
         if raw != nil, kernel != nil { throw ValidationError("--raw and --kernel exclude each other") }
         if let timeout, !(timeout > 0 && timeout <= Self.maximumTimeout) {
             throw ValidationError("--timeout must be a positive number of seconds, at most \(Int(Self.maximumTimeout)) (got \(timeout))")
@@ -149,6 +153,12 @@ struct RunCommand: ParsableCommand {
             } catch {
                 startUp.finish()
                 throw error
+            }
+            if case let .linux(linux) = configuration.payload, let warning = VirtioTransport.pciOffWarning(
+                commandLine: linux.commandLine, transport: configuration.transport,
+                hasDevices: !configuration.disks.isEmpty || !configuration.networks.isEmpty || configuration.vsock != nil)
+            {
+                logger.warning("\(warning)")
             }
             if case .linux = configuration.payload, HostKind.detect() == .nestedPVM {
                 logger.warning("\(HostKind.pvmWarning)")
@@ -241,7 +251,7 @@ struct RunCommand: ParsableCommand {
                                                                                      : LinuxPayload.defaultCommandLine),
                                    entryPoint: LinuxPayload.EntryPoint(rawValue: entry)!, unpackKernelInHost: !noUnpack)
         return MachineConfiguration(payload: .linux(payload), vcpuCount: cpus, memory: size, disks: disks, networks: networks,
-                                    console: consoleDevice, vsock: vsockDevice)
+                                    console: consoleDevice, vsock: vsockDevice, transport: VirtioTransport(rawValue: transport)!)
     }
 }
 

@@ -241,64 +241,16 @@ public final class VirtioPCIDevice: PCIDevice {
 
     // MARK: - Device status (§2.1, §3.1.1)
 
-    /// What a device_status write asks of the device model, decided under the state lock and done outside it.
-    private enum StatusAction {
-        case none
-        case reset
-        case activate(queues: [Queue?], features: UInt64)
-        case fail(VirtioError)
-    }
-
+    /// A device_status write (§2.1, §3.1.1): decided under the state lock, carried out outside it
+    /// (`StatusTransition`, shared with virtio-mmio).
     private func writeStatus(_ value: UInt8) {
         lifecycle.withLock { _ in
-            let action: StatusAction = interrupts.state.withLock { state in
-                switch state.virtio.writeStatus(value) {
-                case .reset:
-                    return .reset
-                case .activate:
-                    do throws(VirtioError) {
-                        return .activate(queues: try state.virtio.makeQueues(memory: memory),
-                                         features: state.virtio.negotiatedFeatures)
-                    } catch {
-                        return .fail(error)
-                    }
-                case let .featuresRefused(unoffered, missingVersion1):
-                    var reasons: [String] = []
-                    if unoffered != 0 { reasons.append("accepted unoffered features 0x\(String(unoffered, radix: 16))") }
-                    if missingVersion1 { reasons.append("did not accept VIRTIO_F_VERSION_1") }
-                    logger.warning("virtio-pci \(device.deviceType): FEATURES_OK refused: the driver \(reasons.joined(separator: " and "))")
-                    return .none
-                case let .ignored(attempted):
-                    logger.debug("virtio-pci \(device.deviceType): ignored status write \(attempted) (status \(state.virtio.status))")
-                    return .none
-                case .accepted, .featuresAccepted, .failed:
-                    return .none
-                }
+            let transition = interrupts.state.withLock { state in
+                StatusTransition.decide(value, state: &state.virtio, memory: memory, transport: "virtio-pci",
+                                        deviceType: device.deviceType, logger: logger)
             }
-            switch action {
-            case .none:
-                break
-            case .reset:
-                // Device first: once `reset` returns its worker is done and sends no more interrupts, so
-                // clearing the ISR and vectors afterwards leaves nothing stale behind.
-                device.reset()
+            transition.perform(on: device, memory: memory, interrupt: interrupts) {
                 interrupts.state.withLock { $0.resetTransport(msixEnabled: interrupts.msix.isEnabled) }
-            case let .activate(queues, features):
-                do {
-                    try device.activate(VirtioActivation(
-                        queues: queues, memory: memory, features: features, interrupt: interrupts))
-                } catch let error as VirtioError {
-                    interrupts.deviceNeedsReset(error)
-                    return
-                } catch {
-                    interrupts.deviceNeedsReset(.activationFailed("\(error)"))
-                    return
-                }
-                // A kick that raced with activation found the device not yet running and was dropped: look at
-                // every enabled queue once (an extra look at an empty queue costs nothing).
-                for (index, queue) in queues.enumerated() where queue != nil { device.queueNotified(index: index) }
-            case let .fail(error):
-                interrupts.deviceNeedsReset(error)
             }
         }
     }

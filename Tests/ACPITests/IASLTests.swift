@@ -11,16 +11,9 @@ struct IASLTests {
     @Test("every table disassembles without errors or warnings", arguments: [(1, 1), (8, 60), (64, 100)])
     func disassemble(vcpuCount: Int, deviceCount: Int) throws {
         var config = ACPIConfiguration(vcpuCount: vcpuCount)
-        config.additionalDevices = (0..<deviceCount).map { index in
-            AML.Device(AMLName(String(format2: index)), [
-                AML.Name("_HID", "LNRO0005"),
-                AML.Name("_UID", index),
-                AML.Name("_CRS", ResourceTemplate([
-                    .memory32Fixed(base: 0xD000_0000 + UInt32(index) * 0x200, length: 0x200, writable: true),
-                    .interrupt(gsis: [UInt32(5 + index % 19)], edgeTriggered: true, activeLow: false, shared: false),
-                ])),
-            ])
-        }
+        config.additionalDevices = VirtioMMIOACPI.devices((0..<deviceCount).map { index in
+            VirtioMMIODescription(base: 0xD000_0000 + UInt32(index) * 0x1000, length: 0x1000, gsi: UInt32(5 + index % 19))
+        })
         let image = try ACPITables.build(config)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftlet-acpi-\(getpid())-\(vcpuCount)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -69,8 +69,8 @@ struct PlatformHardeningTests {
         let root = try PCIPlatform.attach(ports: &ports, mmio: &mmio, onBARChange: { platform.barChanged($0) })
         let eventLoop = try DeviceEventLoop()
         // 00:01.0 is the virtio-rng; 00:02.0 the virtio-console, with several queues.
-        try platform.attach(disks: [], networks: [], console: ConsoleDevice(output: { _ in }), vsock: nil, to: root, memory: memory,
-                            router: KVMMSIRouter(vm: vm), eventLoop: eventLoop)
+        try platform.attach(disks: [], networks: [], console: ConsoleDevice(output: { _ in }), vsock: nil, transport: .pci, to: root,
+                            mmio: &mmio, memory: memory, router: KVMMSIRouter(vm: vm), eventLoop: eventLoop)
         let address = PCIAddress(device: 2)
         let transport = try #require(platform.transport(at: address))
         let base: UInt64 = 0xC000_0000

@@ -26,6 +26,8 @@ public struct MachineConfiguration: Sendable, Equatable, Codable {
     public var console: Console
     /// A virtio-vsock device bridged to host Unix sockets, if any.
     public var vsock: VsockConfiguration?
+    /// How the virtio devices reach the guest: virtio-pci (default) or virtio-mmio.
+    public var transport: VirtioTransport
 
     public enum Console: String, Sendable, CaseIterable, Codable {
         case serial
@@ -34,7 +36,8 @@ public struct MachineConfiguration: Sendable, Equatable, Codable {
 
     public init(payload: Payload, vcpuCount: Int = 1, memory: MemorySize = MachineConfiguration.defaultMemory,
                 disks: [DiskConfiguration] = [], networks: [NetworkConfiguration] = [], console: Console = .serial,
-                vsock: VsockConfiguration? = nil) {
+                vsock: VsockConfiguration? = nil, transport: VirtioTransport = .pci) {
+        self.transport = transport
         self.networks = networks
         self.vsock = vsock
         self.payload = payload
@@ -82,10 +85,11 @@ public struct MachineConfiguration: Sendable, Equatable, Codable {
         }
         guard memory.bytes % 4096 == 0 else { throw .invalidMemory(memory, reason: "memory size must be a multiple of 4 KiB") }
         guard memory.bytes <= 1 << 40 else { throw .invalidMemory(memory, reason: "at most 1 TiB is supported") }
-        if case .linux = payload, virtioDeviceCount > Self.maximumVirtioDevices {
-            throw .tooManyDevices(virtioDeviceCount, maximum: Self.maximumVirtioDevices,
+        if case .linux = payload, virtioDeviceCount > maximumVirtioDevices {
+            throw .tooManyDevices(virtioDeviceCount, maximum: maximumVirtioDevices,
                                   reason: "\(disks.count) disks, \(networks.count) network interfaces, \(vsock == nil ? 0 : 1) vsock, "
-                                      + "\(console == .virtio ? 1 : 0) virtio-console and the virtio-rng; each is a PCI device on bus 0")
+                                      + "\(console == .virtio ? 1 : 0) virtio-console and the virtio-rng; "
+                                      + (transport == .pci ? "each is a PCI device on bus 0" : "each is a virtio-mmio device with its own interrupt"))
         }
         for network in networks { try network.validate() }
         for disk in disks { try disk.validate() }
@@ -109,6 +113,12 @@ public struct MachineConfiguration: Sendable, Equatable, Codable {
             try Self.checkReadableFile(raw.path, role: "raw image")
             guard vcpuCount == 1 else { throw .invalidVCPUCount(vcpuCount, reason: "raw images run on one vCPU") }
         }
+    }
+
+    /// The most virtio devices the chosen transport holds: 31 PCI devices, or one virtio-mmio window per free
+    /// I/O APIC input (`VirtioMMIOPlatform.gsis`).
+    public var maximumVirtioDevices: Int {
+        transport == .pci ? Self.maximumVirtioDevices : VirtioMMIOPlatform.maximumDevices
     }
 
     /// How many virtio devices (PCI functions) this configuration needs: the virtio-rng, the virtio-console, the

@@ -48,23 +48,25 @@ struct PayloadImage {
     }
 
     /// `extraCommandLine` is appended to a Linux command line (the VMM's own parameters, e.g. `swiftlet.net0=`).
-    /// `additionalGSIs` are the interrupt lines devices use beyond the ISA IRQs and PCI INTx (virtio-mmio), for the
-    /// MP table.
+    /// `mmioSlots` are the virtio-mmio devices to announce, in the DSDT and on the command line (`VirtioMMIOPlatform`);
+    /// their GSIs also go into the MP table, for guests that boot with acpi=off.
     func load(into memory: GuestMemory, vcpuCount: Int, extraCommandLine: [String] = [],
-              additionalGSIs: [UInt32] = []) throws(MachineError) -> Entry {
+              mmioSlots: [VirtioMMIOPlatform.Slot] = []) throws(MachineError) -> Entry {
         switch contents {
         case let .linux(linux, kernel, initrd):
             let rsdp: GuestAddress
+            var acpi = Platform.acpiConfiguration(vcpuCount: vcpuCount)
+            VirtioMMIOPlatform.describe(mmioSlots, in: &acpi)
+            let extraCommandLine = extraCommandLine + VirtioMMIOPlatform.commandLineParameters(mmioSlots)
             do {
                 // The ACPI tables end where the MP table begins (both in the e820-reserved BIOS area).
-                rsdp = try ACPITables.write(Platform.acpiConfiguration(vcpuCount: vcpuCount), into: memory,
-                                            limit: MPTable.defaultBase)
+                rsdp = try ACPITables.write(acpi, into: memory, limit: MPTable.defaultBase)
             } catch {
                 throw .device("ACPI tables: \(error)")
             }
             // The MP table, for guests booted with acpi=off and kernels without ACPI.
             do throws(BootError) {
-                try MPTable.write(MPTablePlatform.configuration(vcpuCount: vcpuCount, additionalGSIs: additionalGSIs),
+                try MPTable.write(MPTablePlatform.configuration(vcpuCount: vcpuCount, additionalGSIs: mmioSlots.map(\.gsi)),
                                   into: memory)
             } catch {
                 throw .boot(error)
@@ -110,7 +112,8 @@ struct PayloadImage {
         let names = extraCommandLine.map { String($0.prefix(while: { $0 != "=" })) }.joined(separator: ", ")
         return .configuration(.invalidCommandLine(
             "\(length) bytes is longer than this kernel's limit of \(maximum); that includes \(added) bytes of parameters "
-                + "Swiftlet appends for the network interfaces (\(names)), so shorten the command line or use fewer --net"))
+                + "Swiftlet appends for the network interfaces and virtio-mmio devices (\(names)), so shorten the command line "
+                + "or use fewer devices"))
     }
 
     /// Reads a whole file.

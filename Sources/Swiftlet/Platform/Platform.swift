@@ -50,10 +50,11 @@ enum Platform {
     }
 
     /// Builds the platform's devices. With `virtio` (Linux guests: it needs the in-kernel irqchip for MSI
-    /// routing and irqfds), also the virtio devices as virtio-pci functions (`VirtioPlatform`).
+    /// routing and irqfds), also the virtio devices as virtio-pci functions (`VirtioPlatform`) or virtio-mmio
+    /// windows (`VirtioMMIOPlatform`).
     static func build(vm: VirtualMachine, consoleOutput: Int32, timeline: BootTimeline, stop: StopController,
                       virtio: (memory: GuestMemory, disks: [DiskConfiguration], networks: [NetworkConfiguration], console: Bool,
-                               vsock: VsockConfiguration?, eventLoop: DeviceEventLoop)?,
+                               vsock: VsockConfiguration?, transport: VirtioTransport, eventLoop: DeviceEventLoop)?,
                       logger: Logger) throws(MachineError) -> Attached {
         ignoreFileSizeSignal()
         var ports = PortIOBus()
@@ -82,7 +83,8 @@ enum Platform {
                     })
                 }
                 try virtioPlatform.attach(disks: virtio.disks, networks: virtio.networks, console: virtioConsole, vsock: virtio.vsock,
-                                          to: pci, memory: virtio.memory, router: KVMMSIRouter(vm: vm), eventLoop: virtio.eventLoop)
+                                          transport: virtio.transport, to: pci, mmio: &mmio, memory: virtio.memory,
+                                          router: KVMMSIRouter(vm: vm), eventLoop: virtio.eventLoop)
             }
             let attached = virtioPlatform.attached.withLock { $0 }
             let registry = DeviceRegistry(serial: serial, i8042: i8042, drives: attached.drives,

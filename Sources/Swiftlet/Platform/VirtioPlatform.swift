@@ -42,11 +42,17 @@ final class VirtioPlatform: Sendable {
     /// made so far are removed before the error is thrown: nobody will ever accept on them, and a later attempt
     /// (the next run, or the API's next InstanceStart in this process) must not find them and take them for
     /// another VMM's.
+    /// With `transport` mmio the devices become virtio-mmio windows on `mmio` instead (`VirtioMMIOPlatform`), in the
+    /// same order.
     func attach(disks: [DiskConfiguration], networks: [NetworkConfiguration], console: ConsoleDevice?, vsock: VsockConfiguration?,
-                to root: PCIRoot, memory: GuestMemory, router: KVMMSIRouter, eventLoop: DeviceEventLoop) throws(MachineError) {
+                transport: VirtioTransport, to root: PCIRoot, mmio: inout MMIOBus, memory: GuestMemory, router: KVMMSIRouter,
+                eventLoop: DeviceEventLoop) throws(MachineError) {
         do {
-            try attachDevices(disks: disks, networks: networks, console: console, vsock: vsock, to: root, memory: memory, router: router,
-                              eventLoop: eventLoop)
+            let devices = try makeDevices(disks: disks, networks: networks, console: console, vsock: vsock, eventLoop: eventLoop)
+            switch transport {
+            case .pci: try attachPCI(devices, to: root, memory: memory, router: router, eventLoop: eventLoop)
+            case .mmio: try VirtioMMIOPlatform.attach(devices, to: &mmio, vm: vm, memory: memory, eventLoop: eventLoop)
+            }
         } catch {
             removeSocketFiles()
             throw error
@@ -62,15 +68,9 @@ final class VirtioPlatform: Sendable {
         for file in files { file.remove() }
     }
 
-    private func attachDevices(disks: [DiskConfiguration], networks: [NetworkConfiguration], console: ConsoleDevice?, vsock: VsockConfiguration?,
-                               to root: PCIRoot, memory: GuestMemory, router: KVMMSIRouter, eventLoop: DeviceEventLoop) throws(MachineError) {
-        // Device numbers 1 to 31 on bus 0 (0 is the host bridge). `MachineConfiguration.validate` says so first,
-        // with the breakdown; this keeps a configuration that skipped validation from trapping in PCIAddress.
-        let count = 1 + (console == nil ? 0 : 1) + (vsock == nil ? 0 : 1) + networks.count + disks.count
-        guard count <= MachineConfiguration.maximumVirtioDevices else {
-            throw .configuration(.tooManyDevices(count, maximum: MachineConfiguration.maximumVirtioDevices,
-                                                 reason: "one PCI device each on bus 0"))
-        }
+    /// The device models, in the order the guest sees them: virtio-rng, virtio-console, vsock, networks, disks.
+    private func makeDevices(disks: [DiskConfiguration], networks: [NetworkConfiguration], console: ConsoleDevice?, vsock: VsockConfiguration?,
+                             eventLoop: DeviceEventLoop) throws(MachineError) -> [any VirtioDevice] {
         var devices: [any VirtioDevice] = [EntropyDevice(logger: Logger(label: "swiftlet.virtio.rng"))]
         if let console { devices.append(console) }
         if let vsock {
@@ -96,6 +96,17 @@ final class VirtioPlatform: Sendable {
             } catch {
                 throw .configuration(.invalidDisk(disk.path, reason: "\(error)"))
             }
+        }
+        return devices
+    }
+
+    private func attachPCI(_ devices: [any VirtioDevice], to root: PCIRoot, memory: GuestMemory, router: KVMMSIRouter,
+                           eventLoop: DeviceEventLoop) throws(MachineError) {
+        // Device numbers 1 to 31 on bus 0 (0 is the host bridge). `MachineConfiguration.validate` says so first,
+        // with the breakdown; this keeps a configuration that skipped validation from trapping in PCIAddress.
+        guard devices.count <= MachineConfiguration.maximumVirtioDevices else {
+            throw .configuration(.tooManyDevices(devices.count, maximum: MachineConfiguration.maximumVirtioDevices,
+                                                 reason: "one PCI device each on bus 0"))
         }
         var allocator = PCIBARAllocator(layout: root.layout)
         for (index, device) in devices.enumerated() {

@@ -125,8 +125,12 @@ public final class Machine: Sendable {
         }
 
         // Firmware tables, then the kernel (or raw image) and its entry state.
+        // virtio-mmio windows are announced by the firmware tables and the command line, so they are placed now.
+        let mmioSlots = usesInKernelIRQChip && configuration.transport == .mmio
+            ? VirtioMMIOPlatform.slots(count: configuration.virtioDeviceCount) : []
         let entry = try payload?.load(into: memory, vcpuCount: configuration.vcpuCount,
-                                      extraCommandLine: configuration.networks.enumerated().map { $1.commandLineParameter(index: $0) })
+                                      extraCommandLine: configuration.networks.enumerated().map { $1.commandLineParameter(index: $0) },
+                                      mmioSlots: mmioSlots)
         bootLog = entry?.log ?? snapshot?.log ?? []
 
         // Devices on their buses.
@@ -137,7 +141,7 @@ public final class Machine: Sendable {
         let platform = try Platform.build(vm: vm, consoleOutput: consoleOutput, timeline: timeline, stop: stop,
                                           virtio: usesInKernelIRQChip ? (memory, configuration.disks, configuration.networks,
                                                                          configuration.console == .virtio, configuration.vsock,
-                                                                         eventLoop) : nil,
+                                                                         configuration.transport, eventLoop) : nil,
                                           logger: logger)
         serial = platform.serial
         self.consoleOutput = platform.consoleOutput

@@ -44,8 +44,9 @@ struct ControlPlaneOptions: ParsableArguments {
     }
 
     /// The control-plane run these flags describe, with the logger configured from them.
+    /// `transport`: how the VM's virtio devices reach the guest (virtio-mmio in Firecracker mode unless `--enable-pci`).
     func makeRun(defaultSocket: String?, vmmVersion: String, vcpuThreadPrefix: String, timeline: BootTimeline,
-                 logger: Logger, observability: Observability) throws -> ControlPlaneRun {
+                 logger: Logger, observability: Observability, transport: VirtioTransport = .pci) throws -> ControlPlaneRun {
         observability.log.instanceID = id
         seccomp.apply()
         if logPath != nil || level != nil || showLevel || showLogOrigin {
@@ -55,7 +56,8 @@ struct ControlPlaneOptions: ParsableArguments {
         if let metricsPath { try observability.configureMetrics(path: metricsPath) }
         return ControlPlaneRun(apiSocket: noAPI ? nil : (apiSocket ?? defaultSocket), configFile: configFile, instanceID: id,
                                startOptions: StartOptions(attachConsoleInput: true, vcpuThreadPrefix: vcpuThreadPrefix),
-                               vmmVersion: vmmVersion, observability: observability, logger: logger, timeline: timeline)
+                               vmmVersion: vmmVersion, observability: observability, logger: logger, timeline: timeline,
+                               transport: transport)
     }
 }
 
@@ -77,8 +79,12 @@ struct ServeCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Log what the VMM does.")
     var verbose = false
 
+    @Option(help: ArgumentHelp("How virtio devices reach the guest: pci or mmio (as for `swiftlet run`).", valueName: "transport"))
+    var transport: String = VirtioTransport.pci.rawValue
+
     func validate() throws {
         if options.apiSocket == nil, !options.noAPI { throw ValidationError("give --api-sock PATH (or --no-api with --config-file)") }
+        guard VirtioTransport(rawValue: transport) != nil else { throw ValidationError("--transport must be pci or mmio") }
     }
 
     func run() throws {
@@ -87,7 +93,8 @@ struct ServeCommand: ParsableCommand {
         let logger = Logger(label: "swiftlet")
         let timeline = BootTimeline(origin: processStart)
         let control = try options.makeRun(defaultSocket: nil, vmmVersion: APIController.firecrackerAPIVersion, vcpuThreadPrefix: "vcpu",
-                                          timeline: timeline, logger: logger, observability: observability)
+                                          timeline: timeline, logger: logger, observability: observability,
+                                          transport: VirtioTransport(rawValue: transport)!)
         Glibc.exit(control.run())
     }
 }

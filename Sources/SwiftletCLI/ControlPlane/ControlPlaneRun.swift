@@ -18,6 +18,7 @@ struct ControlPlaneRun {
     var observability: Observability
     var logger: Logger
     var timeline: BootTimeline
+    var transport: VirtioTransport = .pci
 
     /// Runs until the machine ends; returns the process's exit status.
     func run() -> Int32 {
@@ -33,7 +34,7 @@ struct ControlPlaneRun {
         let controller = APIController(backend: backend, instanceID: instanceID, vmmVersion: vmmVersion, logger: logger,
                                        onRequest: { [observability] record in
                                            observability.recordAPIRequest(method: record.method, resource: record.resource, failed: record.failed)
-                                       })
+                                       }, transport: transport)
         var server: APIServer?
         if let apiSocket {
             let created = APIServer(socketPath: apiSocket, controller: controller, logger: logger)

@@ -31,6 +31,9 @@ struct FirecrackerCommand: ParsableCommand {
     @Flag(name: .customLong("boot-timer"), help: "Print the boot timeline when the guest stops.")
     var bootTimer = false
 
+    @Flag(name: .customLong("enable-pci"), help: "Attach the virtio devices as virtio-pci (MSI-X) instead of virtio-mmio, as Firecracker's flag does.")
+    var enablePCI = false
+
     // Accepted and ignored, with a warning (see the type's comment). `--no-seccomp` is real (SeccompOptions);
     // a filter file in Firecracker's compiled format is not read.
     @Option(name: .customLong("seccomp-filter"), help: .hidden) var seccompFilter: String?
@@ -40,7 +43,6 @@ struct FirecrackerCommand: ParsableCommand {
     @Option(name: .customLong("http-api-max-payload-size"), help: .hidden) var maximumPayloadSize: String?
     @Option(name: .customLong("mmds-size-limit"), help: .hidden) var mmdsSizeLimit: String?
     @Option(name: .customLong("module"), help: .hidden) var module: String?
-    @Flag(name: .customLong("enable-pci"), help: .hidden) var enablePCI = false
 
     func run() throws {
         let observability = Observability()
@@ -54,13 +56,13 @@ struct FirecrackerCommand: ParsableCommand {
         if maximumPayloadSize != nil { ignored.append("--http-api-max-payload-size") }
         if mmdsSizeLimit != nil { ignored.append("--mmds-size-limit") }
         if module != nil { ignored.append("--module") }
-        // Swiftlet's devices are virtio-pci already (virtio-mmio is not implemented yet), so --enable-pci is what runs.
-        if enablePCI { ignored.append("--enable-pci (Swiftlet's devices are always PCI)") }
         for flag in ignored { logger.warning("\(flag) is accepted for compatibility and ignored by Swiftlet") }
         logger.info("Running Swiftlet \(SwiftletCommand.version) in Firecracker-compatible mode (API v\(APIController.firecrackerAPIVersion))")
         let timeline = BootTimeline(origin: processStart)
         let control = try options.makeRun(defaultSocket: Self.defaultSocket, vmmVersion: APIController.firecrackerAPIVersion,
-                                          vcpuThreadPrefix: "fc_vcpu ", timeline: timeline, logger: logger, observability: observability)
+                                          vcpuThreadPrefix: "fc_vcpu ", timeline: timeline, logger: logger, observability: observability,
+                                          // As Firecracker: virtio-mmio devices unless --enable-pci.
+                                          transport: enablePCI ? .pci : .mmio)
         let status = control.run()
         if bootTimer { printError(timeline.report) }
         Glibc.exit(status)
