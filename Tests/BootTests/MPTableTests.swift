@@ -90,7 +90,7 @@ import GuestMemory
         #expect(throws: BootError.self) { try MPTable.build(config) }
     }
 
-    @Test func tableIsInE820ReservedMemoryAndClearOfTheACPIArea() throws {
+    @Test func tableLiesInTheE820ReservedBIOSArea() throws {
         var config = MPTableConfiguration(vcpuCount: 64)
         config.pciBusPresent = true
         config.pciInterrupts = allPCIRoutes()
