@@ -10,6 +10,9 @@ let package = Package(
     products: [
         .executable(name: "swiftlet", targets: ["SwiftletCLI"]),
         .library(name: "Swiftlet", targets: ["Swiftlet"]),
+        // The guest agent (docs/agent.md): built static, it goes into the default guest's initramfs.
+        .executable(name: "swiftlet-agent", targets: ["swiftlet-agent"]),
+        .library(name: "SwiftletAgentClient", targets: ["SwiftletAgentClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -69,6 +72,21 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
+        // The guest agent's protocol (docs/agent.md): framed messages, strictly decoded. Standard library only: it is
+        // shared by the static agent in the guest and the host's client.
+        .target(name: "AgentProtocol"),
+        // fork+exec, pidfd, pty and vsock/Unix socket calls of the agent and its client that Swift cannot make.
+        .target(name: "CAgent"),
+        // The agent's work on one connection (exec, copy in/out, clock) and the file-tree copy both sides use;
+        // transport-free, so tests run it over a socketpair on this host.
+        .target(name: "AgentCore", dependencies: ["AgentProtocol", "CAgent"]),
+        // swiftlet-agent: listens on vsock port 1024 in the guest, one thread per connection. A static executable
+        // in release builds (no C library or Swift runtime in the guest's initramfs).
+        .executableTarget(name: "swiftlet-agent", dependencies: ["AgentCore", "AgentProtocol", "CAgent"], linkerSettings: [
+            .unsafeFlags(["-static-executable"], .when(platforms: [.linux], configuration: .release)),
+        ]),
+        // The host's typed client of the agent, through a VM's vsock Unix socket (Firecracker's CONNECT convention).
+        .target(name: "SwiftletAgentClient", dependencies: ["AgentProtocol", "AgentCore", "CAgent"]),
         // The command line's option syntax (`--disk`, `--net`, `--vsock`) for the library's plain configuration values.
         .target(name: "SwiftletCommandLine", dependencies: ["Swiftlet"]),
         // The control plane: Firecracker's REST API on a Unix socket (NIO on its own thread), its JSON resources
@@ -87,7 +105,7 @@ let package = Package(
         // They link with lld and startup.order (scripts/order-startup-symbols writes it): the code and data a VM's
         // start-up touches are packed together, so the kernel maps fewer 64 KiB stretches of the binary.
         .executableTarget(name: "SwiftletCLI", dependencies: [
-            "Swiftlet", "SwiftletAPI", "SwiftletCommandLine", "Jailer",
+            "Swiftlet", "SwiftletAPI", "SwiftletCommandLine", "Jailer", "SwiftletAgentClient", "AgentCore", "CAgent",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["startup.order"], linkerSettings: [
@@ -100,6 +118,8 @@ let package = Package(
         .executableTarget(name: "swiftlet-bench", dependencies: ["Swiftlet"], linkerSettings: [
             .unsafeFlags(["-static-executable"], .when(platforms: [.linux], configuration: .release)),
         ]),
+        // The agent protocol's codec, and the agent's core driven by the client over a socketpair on this host.
+        .testTarget(name: "AgentTests", dependencies: ["AgentProtocol", "AgentCore", "SwiftletAgentClient"]),
         .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "GuestMemory"], exclude: ["Fixtures"]),
         .testTarget(name: "ACPITests", dependencies: ["ACPI", "GuestMemory"]),

@@ -12,7 +12,7 @@ struct SwiftletCommand: ParsableCommand {
             this terminal. Type Ctrl-A X to stop the guest.
             """,
         version: version,
-        subcommands: [RunCommand.self, ServeCommand.self, JailCommand.self],
+        subcommands: [RunCommand.self, ServeCommand.self, JailCommand.self, ExecCommand.self, CopyCommand.self],
         defaultSubcommand: nil
     )
 
