@@ -23,7 +23,12 @@ import VirtioMMIO
 /// microVM kernel), and the DSDT an `LNRO0005` device per window (kernels that read ACPI; Debian's has no
 /// command-line devices, and its virtio_mmio module then says "unknown parameter 'device' ignored"). A kernel
 /// with both registers each window twice: whichever platform device probes second cannot claim the memory region
-/// and fails with -EBUSY, one log line and no other effect. Booting with `acpi=off` leaves the command line.
+/// and fails with -EBUSY, one log line and no other effect (from Linux's virtio_mmio probe, which requests the
+/// region first; not yet observed in a test). Booting with `acpi=off` leaves the command line.
+///
+/// Command-line devices on GSIs 16-23 rely on the guest having set those I/O APIC inputs up: with `acpi=off` the MP
+/// table lists them (`MPTablePlatform`, from the GSIs passed to `PayloadImage.load`); with ACPI the DSDT's
+/// `Interrupt` descriptors do.
 ///
 /// Each device gets one eventfd per queue, registered as an ioeventfd on its QueueNotify register with datamatch
 /// on the queue index (Linux writes the index as a 32-bit value; KVM allows several ioeventfds on one address when
