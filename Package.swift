@@ -98,6 +98,12 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Named VMs in the background (`run -d`, `ps`, `attach`, `logs`, `stop`, `rm`): their state directories, the
+        // console relay of a background VMM, and the launcher. The CLI keeps no state beyond these directories.
+        .target(name: "SwiftletSandbox", dependencies: [
+            "SwiftletAPI", "Virtio",
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
         // Release builds of `swiftlet` are static executables: no dynamic loader, no relocation of 14 shared
         // libraries at every start, and only the runtime pages a VM touches count against its memory
         // (docs/performance.md has the figures). FoundationEssentials comes in through swift-argument-parser,
@@ -105,7 +111,7 @@ let package = Package(
         // They link with lld and startup.order (scripts/order-startup-symbols writes it): the code and data a VM's
         // start-up touches are packed together, so the kernel maps fewer 64 KiB stretches of the binary.
         .executableTarget(name: "SwiftletCLI", dependencies: [
-            "Swiftlet", "SwiftletAPI", "SwiftletCommandLine", "Jailer", "SwiftletAgentClient", "AgentCore", "CAgent",
+            "Swiftlet", "SwiftletAPI", "SwiftletCommandLine", "Jailer", "SwiftletSandbox", "SwiftletAgentClient", "AgentCore", "CAgent",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["startup.order"], linkerSettings: [
@@ -137,6 +143,7 @@ let package = Package(
         // Metrics in Firecracker's format and the Firecracker-style log line, checked against their documented shape.
         .testTarget(name: "ObservabilityTests", dependencies: ["Swiftlet", "Virtio"]),
         .testTarget(name: "KVMTests", dependencies: ["Swiftlet", "SwiftletCommandLine", "KVM", "GuestMemory", "Boot", "Devices"]),
+        .testTarget(name: "SandboxTests", dependencies: ["SwiftletSandbox", "SwiftletAPI"]),
         // Run the built `swiftlet` binary as a subprocess (swift test builds it first).
         .testTarget(name: "CLITests", dependencies: []),
         // Boot real kernels in the QEMU test host (scripts/testhost); skipped when it is not prepared.

@@ -3,6 +3,7 @@ import Logging
 import Swiftlet
 import SwiftletCommandLine
 import SwiftletAPI
+import SwiftletSandbox
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -89,6 +90,19 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var seccomp: SeccompOptions
 
+    @Flag(name: [.customShort("d"), .customLong("detach")], help: "Run the VM in the background under a name (see --name); print the name once it is up. Then: swiftlet ps, attach, logs, exec, stop, rm.")
+    var detach = false
+
+    @Option(help: ArgumentHelp("With -d: the VM's name (letters, digits, _ . -; default: a generated vm-XXXXXX).", valueName: "name"))
+    var name: String?
+
+    /// Set by `run -d` for the VMM it spawns: the VM's state directory and the descriptor of its lock.
+    @Option(name: .customLong("sandbox-dir"), help: .hidden)
+    var sandboxDirectory: String?
+
+    @Option(name: .customLong("sandbox-lock-fd"), help: .hidden)
+    var sandboxLockDescriptor: Int32?
+
     func validate() throws {
         guard DefaultGuest.Kernel(rawValue: guestKernel) != nil else {
             throw ValidationError("--guest-kernel must be \(DefaultGuest.Kernel.allCases.map(\.rawValue).joined(separator: " or ")) (got \(guestKernel))")
@@ -118,6 +132,10 @@ struct RunCommand: ParsableCommand {
         if let timeout, !(timeout > 0 && timeout <= Self.maximumTimeout) {
             throw ValidationError("--timeout must be a positive number of seconds, at most \(Int(Self.maximumTimeout)) (got \(timeout))")
         }
+        if name != nil, !detach { throw ValidationError("--name names a VM run in the background: add -d") }
+        if let name { try SandboxDirectory.validate(name: name) }
+        if detach, apiSocket != nil { throw ValidationError("-d puts the API socket in the VM's directory (swiftlet inspect shows it): drop --api-sock") }
+        if (sandboxDirectory == nil) != (sandboxLockDescriptor == nil) { throw ValidationError("--sandbox-dir and --sandbox-lock-fd go together") }
         if raw != nil, consoleDevice == .virtio {
             throw ValidationError("--console virtio needs a Linux guest: a raw image (--raw) has only the serial console")
         }
@@ -126,7 +144,16 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         // The termination signals are blocked before any thread exists (so in every thread) and read: during
         // start-up by the watch below, then by the machine's wait, which turns them into a clean stop.
+        if detach { return try runDetached() }
         TerminationSignals.block()
+        if let sandboxDirectory, let sandboxLockDescriptor {
+            do {
+                try SandboxVMM.adopt(directory: sandboxDirectory, lockDescriptor: sandboxLockDescriptor)
+            } catch {
+                printError("swiftlet: \(error)")
+                throw ExitCode.failure
+            }
+        }
         seccomp.apply()
         let observability = Observability()
         LoggingSystem.bootstrap { label in
@@ -180,13 +207,17 @@ struct RunCommand: ParsableCommand {
             // Exit now, as Firecracker does: every thread is joined and the terminal restored, and the kernel
             // releases the VM, its memory and the disk images with the process; tearing the machine down object
             // by object first only delays the exit status.
+            SandboxVMM.recordExit(status: reason.exitCode)
             Glibc.exit(reason.exitCode)
         } catch let error as MachineError {
             logger.error("\(error)")
-            if case let .configuration(configurationError) = error { throw Self.exitCode(for: configurationError) }
-            throw ExitCode.failure
+            let status: ExitCode
+            if case let .configuration(configurationError) = error { status = Self.exitCode(for: configurationError) } else { status = .failure }
+            SandboxVMM.recordExit(status: status.rawValue)
+            throw status
         } catch let error as ConfigurationError {
             logger.error("\(error)")
+            SandboxVMM.recordExit(status: Self.exitCode(for: error).rawValue)
             throw Self.exitCode(for: error)
         }
     }

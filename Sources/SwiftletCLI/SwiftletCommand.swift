@@ -12,7 +12,9 @@ struct SwiftletCommand: ParsableCommand {
             this terminal. Type Ctrl-A X to stop the guest.
             """,
         version: version,
-        subcommands: [RunCommand.self, ServeCommand.self, JailCommand.self, ExecCommand.self, CopyCommand.self],
+        subcommands: [RunCommand.self, ServeCommand.self, PsCommand.self, AttachCommand.self, LogsCommand.self, PauseCommand.self,
+                      ResumeCommand.self, StopCommand.self, KillCommand.self, RmCommand.self, InspectCommand.self,
+                      ExecCommand.self, CopyCommand.self, JailCommand.self],
         defaultSubcommand: nil
     )
 

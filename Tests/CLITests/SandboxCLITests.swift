@@ -1,0 +1,160 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Named VMs in the background, as a `docker` user drives them: `run -d --name`, `ps`, `logs`, `attach`, `pause`,
+/// `resume`, `inspect`, `stop`, `kill`, `rm`. The guests are tiny raw images on this machine's /dev/kvm; each test
+/// has a state directory of its own (SWIFTLET_STATE_DIR), so nothing here touches the user's VMs.
+@Suite(.serialized, .enabled(if: FileManager.default.isReadableFile(atPath: "/dev/kvm"), "needs /dev/kvm"))
+struct SandboxCLITests {
+    /// In user mode (CPL 3, native here): prints "ready\n" on COM1, then echoes every byte it receives.
+    static let echoGuest: [UInt8] = {
+        var code: [UInt8] = []
+        for byte in Array("ready\n".utf8) { code += [0x66, 0xBA, 0xF8, 0x03, 0xB0, byte, 0xEE] }   // mov dx,0x3f8; mov al,c; out dx,al
+        code += [0x66, 0xBA, 0xFD, 0x03, 0xEC, 0xA8, 0x01, 0x74, 0xF7]   // L: mov dx,0x3fd; in al,dx; test al,1; jz L
+        code += [0x66, 0xBA, 0xF8, 0x03, 0xEC, 0xEE, 0xEB, 0xEF]         // mov dx,0x3f8; in al,dx; out dx,al; jmp L
+        return code
+    }()
+
+    let state: String
+    let environment: [String: String]
+
+    init() {
+        state = "/tmp/swl-\(UUID().uuidString.prefix(8))"
+        environment = ["SWIFTLET_STATE_DIR": state]
+    }
+
+    func swiftlet(_ arguments: [String]) throws -> Swiftlet.Result {
+        try Swiftlet.run(arguments, environment: environment)
+    }
+
+    func cleanUp() {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: state)) ?? [] {
+            _ = try? swiftlet(["rm", "--force", name])
+        }
+        try? FileManager.default.removeItem(atPath: state)
+    }
+
+    /// Waits until `condition` holds, up to `seconds`.
+    func eventually(_ seconds: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return true }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        return try condition()
+    }
+
+    @Test("run -d prints the name once the VM runs; ps, logs, pause/resume, inspect, stop and rm by name")
+    func lifecycleByName() throws {
+        defer { cleanUp() }
+        let image = try Swiftlet.rawImage(Self.echoGuest)
+        let started = try swiftlet(["run", "-d", "--name", "echo", "--raw", image, "--raw-mode", "user"])
+        #expect(started.status == 0, "stderr: \(started.stderr)")
+        #expect(started.stdout == "echo\n")
+
+        var ps = try swiftlet(["ps"])
+        let row = ps.stdout.split(separator: "\n").first { $0.hasPrefix("echo ") }.map(String.init) ?? ""
+        #expect(ps.stdout.hasPrefix("NAME"), "ps: \(ps.stdout)")
+        #expect(row.contains("running") && row.contains("512M"), "ps: \(ps.stdout)")
+
+        #expect(try eventually { try swiftlet(["logs", "echo"]).stdout == "ready\n" })
+
+        // The same name again is refused while the first exists.
+        let again = try swiftlet(["run", "-d", "--name", "echo", "--raw", image, "--raw-mode", "user"])
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("a VM named 'echo' is already running"), "stderr: \(again.stderr)")
+
+        #expect(try swiftlet(["pause", "echo"]).status == 0)
+        ps = try swiftlet(["ps", "--json"])
+        let paused = try JSONSerialization.jsonObject(with: Data(ps.stdout.utf8)) as? [[String: Any]]
+        #expect(paused?.first?["state"] as? String == "paused", "ps --json: \(ps.stdout)")
+        #expect(try swiftlet(["resume", "echo"]).status == 0)
+
+        let inspect = try swiftlet(["inspect", "echo"])
+        let object = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [String: Any]
+        #expect(object?["state"] as? String == "running", "inspect: \(inspect.stdout)")
+        #expect((object?["instance"] as? [String: Any])?["state"] as? String == "Running", "inspect: \(inspect.stdout)")
+        #expect((object?["arguments"] as? [String])?.contains(image) == true, "inspect: \(inspect.stdout)")
+
+        // A raw guest does not hear Ctrl-Alt-Del: after --time the VMM is stopped from outside (SIGTERM: 143).
+        let stop = try swiftlet(["stop", "--time", "1", "echo"])
+        #expect(stop.status == 0, "stderr: \(stop.stderr)")
+        ps = try swiftlet(["ps"])
+        #expect(ps.stdout.contains("exited (143)"), "ps: \(ps.stdout)")
+
+        #expect(try swiftlet(["rm", "echo"]).stdout == "echo\n")
+        #expect(try swiftlet(["ps"]).stdout == "NAME  STATE  CPUS  MEMORY  UPTIME  PID\n")
+        let gone = try swiftlet(["logs", "echo"])
+        #expect(gone.status == 1 && gone.stderr.contains("no VM named 'echo'"), "stderr: \(gone.stderr)")
+    }
+
+    @Test("attach: keystrokes reach the guest and its output comes back; logs keeps it")
+    func attach() throws {
+        defer { cleanUp() }
+        let image = try Swiftlet.rawImage(Self.echoGuest)
+        #expect(try swiftlet(["run", "-d", "--name", "tty", "--raw", image, "--raw-mode", "user"]).status == 0)
+        #expect(try eventually { try swiftlet(["logs", "tty"]).stdout == "ready\n" })
+
+        let attach = Process()
+        attach.executableURL = URL(fileURLWithPath: Swiftlet.binary)
+        attach.arguments = ["attach", "tty"]
+        attach.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let input = Pipe(), output = Pipe()
+        attach.standardInput = input
+        attach.standardOutput = output
+        attach.standardError = FileHandle.nullDevice
+        try attach.run()
+        Thread.sleep(forTimeInterval: 0.5)
+        input.fileHandleForWriting.write(Data("hello\n".utf8))
+        #expect(try eventually { try swiftlet(["logs", "tty"]).stdout == "ready\nhello\n" })
+        // The VM ending closes the console: attach ends with it.
+        #expect(try swiftlet(["kill", "tty"]).status == 0)
+        attach.waitUntilExit()
+        let seen = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(seen == "hello\n")
+    }
+
+    @Test("a killed VMM shows as exited, never running; rm cleans it; --force removes a running one")
+    func killedVMM() throws {
+        defer { cleanUp() }
+        let image = try Swiftlet.rawImage(Self.echoGuest)
+        #expect(try swiftlet(["run", "-d", "--name", "a", "--raw", image, "--raw-mode", "user"]).status == 0)
+        #expect(try swiftlet(["run", "-d", "--name", "b", "--raw", image, "--raw-mode", "user"]).status == 0)
+        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(state)/a/vm.json"))) as? [String: Any]
+        let pid = try #require(record?["pid"] as? Int32)
+        kill(pid, SIGKILL)
+        #expect(try eventually { try swiftlet(["ps"]).stdout.contains("exited (killed)") })
+        let ps = try swiftlet(["ps"]).stdout
+        #expect(ps.split(separator: "\n").contains { $0.hasPrefix("b ") && $0.contains("running") }, "ps: \(ps)")
+
+        let refused = try swiftlet(["rm", "b"])
+        #expect(refused.status == 1 && refused.stderr.contains("is running"), "stderr: \(refused.stderr)")
+        #expect(try swiftlet(["rm", "a"]).status == 0)
+        #expect(try swiftlet(["rm", "--force", "b"]).status == 0)
+        let empty = try JSONSerialization.jsonObject(with: Data(try swiftlet(["ps", "--json"]).stdout.utf8)) as? [Any]
+        #expect(empty?.isEmpty == true)
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: state)) ?? []).isEmpty)
+    }
+
+    @Test("a VM that cannot start: run -d fails with the VMM's status and its message, and leaves no name behind")
+    func failedStart() throws {
+        defer { cleanUp() }
+        let started = try swiftlet(["run", "-d", "--name", "bad", "--raw", "/nonexistent/image.bin"])
+        #expect(started.status != 0)
+        #expect(started.stderr.contains("did not start") && started.stderr.contains("/nonexistent/image.bin"), "stderr: \(started.stderr)")
+        #expect(try swiftlet(["ps"]).stdout == "NAME  STATE  CPUS  MEMORY  UPTIME  PID\n")
+    }
+
+    @Test("bad names and misuse are usage errors")
+    func usage() throws {
+        defer { cleanUp() }
+        #expect(try swiftlet(["run", "-d", "--name", "-x", "--raw", "/x"]).status == 64)
+        #expect(try swiftlet(["run", "--name", "web", "--raw", "/x"]).status == 64)
+        #expect(try swiftlet(["run", "-d", "--api-sock", "/tmp/x.sock", "--raw", "/x"]).status == 64)
+        let missing = try swiftlet(["pause", "nobody"])
+        #expect(missing.status == 1 && missing.stderr.contains("no VM named 'nobody'"), "stderr: \(missing.stderr)")
+    }
+}
