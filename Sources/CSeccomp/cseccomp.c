@@ -7,7 +7,9 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <termios.h>
 #include <unistd.h>
 
 // x86-64 syscall numbers stop below 512 (the x32 range starts at 512 and is never allowed here).
@@ -16,7 +18,16 @@ static const char *syscall_names[NAME_TABLE_SIZE];
 static atomic_int reporter_installed;
 static __thread const char *thread_label;
 
+static volatile int terminal_fd = -1;
+static struct termios terminal_settings;
+
 void cseccomp_set_thread_label(const char *label) { thread_label = label; }
+
+void cseccomp_remember_terminal(int fd, const struct termios *settings) {
+    terminal_fd = -1;
+    if (settings != NULL) terminal_settings = *settings;
+    terminal_fd = fd;
+}
 
 // Only write(2) and exit_group(2) are made here: every filter allows both, so the report itself is never refused.
 // A SIGSYS raised inside the handler (SIGSYS is blocked while it runs) makes the kernel kill the process anyway.
@@ -40,6 +51,7 @@ static void report_violation(int signal, siginfo_t *info, void *context) {
     size_t used = 0;
     int number = info->si_syscall;
     const char *name = (number >= 0 && number < NAME_TABLE_SIZE) ? syscall_names[number] : NULL;
+    if (terminal_fd >= 0) (void)syscall(SYS_ioctl, terminal_fd, TCSETS, &terminal_settings);
     append(line, &used, sizeof line, "swiftlet: seccomp: the ");
     append(line, &used, sizeof line, thread_label ? thread_label : "unlabelled");
     append(line, &used, sizeof line, " thread made system call ");

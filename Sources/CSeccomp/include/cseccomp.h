@@ -16,6 +16,12 @@ void cseccomp_set_thread_label(const char *label);
 /// Returns 0 or -errno.
 int cseccomp_install_violation_reporter(void);
 
+/// The terminal settings the SIGSYS handler puts back before it reports (ioctl TCSETS, async-signal-safe), for a
+/// VMM that made its terminal raw; fd -1 forgets them. SIGSYS is the reporter's alone while filters are on, so the
+/// raw terminal's own fatal-signal handler (Terminal.swift) leaves it out.
+struct termios;
+void cseccomp_remember_terminal(int fd, const struct termios *settings);
+
 /// seccomp_rule_add_array with up to two argument comparisons passed by value (Swift cannot call the variadic
 /// seccomp_rule_add, and building scmp_arg_cmp arrays across the boundary is clumsier than this).
 /// `argc` is 0, 1 or 2. Returns 0 or -errno, as libseccomp does.

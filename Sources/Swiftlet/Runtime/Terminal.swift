@@ -1,3 +1,4 @@
+import CSeccomp
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,11 +63,18 @@ enum FatalSignalRestore {
 
     private static let signalCount = 65   // signal numbers are below _NSIG (65 on Linux)
 
+    /// SIGSYS belongs to the seccomp reporter while filters are on (it restores the terminal itself).
+    private static var handled: [Int32] {
+        Seccomp.action == nil ? numbers : numbers.filter { $0 != SIGSYS }
+    }
+
     static func install(fd: Int32, settings saved: termios) {
         guard !installed else { return }
         terminalFD = fd
         settings = saved
-        for signal in numbers {
+        var remembered = saved
+        cseccomp_remember_terminal(fd, &remembered)
+        for signal in handled {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { signal in
                 var restored = FatalSignalRestore.settings
@@ -88,14 +96,15 @@ enum FatalSignalRestore {
         // threads exist: they inherit the mask, so every thread can take them.
         var mask = sigset_t()
         sigemptyset(&mask)
-        for signal in numbers { sigaddset(&mask, signal) }
+        for signal in handled { sigaddset(&mask, signal) }
         pthread_sigmask(SIG_UNBLOCK, &mask, nil)
         installed = true
     }
 
     static func uninstall() {
         guard installed else { return }
-        for signal in numbers { sigaction(signal, &previous[Int(signal)], nil) }
+        for signal in handled { sigaction(signal, &previous[Int(signal)], nil) }
+        cseccomp_remember_terminal(-1, nil)
         installed = false
         terminalFD = -1
     }

@@ -46,8 +46,15 @@ public enum Seccomp {
     /// Step 2: the calling thread's own list. No-op while filtering is off. A thread that cannot install its
     /// filter ends the process (fail closed: the user asked for filtering, and a thread without it would run the
     /// guest's devices unfiltered); this only happens if the kernel refuses a filter it took moments before.
+    ///
+    /// Only once the machine has started (step 1 done): a thread that starts earlier (the metrics thread when a
+    /// client configures metrics before InstanceStart) keeps the union only, since a filter of its own would make
+    /// the union's TSYNC fail (every thread's filter must be an ancestor of the caller's).
     public static func enterThread(_ kind: SeccompThreadKind) {
-        guard let action else { return }
+        guard let action = state.withLock({ $0.processFilterInstalled ? $0.action : nil }) else { return }
+        // The Firecracker-format log line names the thread, read once from /proc/thread-self/comm and cached:
+        // read it now, while open(2) is still allowed.
+        _ = ThreadName.current
         kind.label.withUTF8Buffer { buffer in
             // SAFETY: a StaticString's storage is in the binary's read-only data and lives as long as the process.
             cseccomp_set_thread_label(UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self))

@@ -113,7 +113,7 @@ public enum SeccompPolicy {
             // Teardown: joins, closes, restores the terminal, removes socket files; metrics: writes its file.
             return runtime + polling + [ioctlExceptTIOCSTI] + [
                 "unlink", "unlinkat", "lseek", "ftruncate", "fsync", "fdatasync", "pwrite64", "fstat",
-                "openat", "munlock",
+                "newfstatat", "statx", "openat", "munlock",
             ].map { SyscallRule($0) }
         case .api:
             // HTTP on the Unix socket, and what requests do after boot: snapshots (create, size, write, sync),
@@ -131,7 +131,7 @@ public enum SeccompPolicy {
         case .main:
             // Waiting (signalfd, poll), then exit: the last metrics and log lines, socket files removed.
             return runtime + polling + [ioctlExceptTIOCSTI] + [
-                "signalfd4", "unlink", "unlinkat", "fstat", "lseek", "fsync", "fdatasync",
+                "signalfd4", "unlink", "unlinkat", "fstat", "newfstatat", "statx", "lseek", "fsync", "fdatasync",
             ].map { SyscallRule($0) }
         }
     }
