@@ -101,7 +101,7 @@ let package = Package(
         // Named VMs in the background (`run -d`, `ps`, `attach`, `logs`, `stop`, `rm`): their state directories, the
         // console relay of a background VMM, and the launcher. The CLI keeps no state beyond these directories.
         .target(name: "SwiftletSandbox", dependencies: [
-            "SwiftletAPI", "Virtio",
+            "Swiftlet", "SwiftletAPI", "Virtio",
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
         // Release builds of `swiftlet` are static executables: no dynamic loader, no relocation of 14 shared

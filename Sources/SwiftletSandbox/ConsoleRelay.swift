@@ -1,4 +1,4 @@
-import Foundation
+import Swiftlet
 import SystemPackage
 import Virtio
 #if canImport(Glibc)
@@ -52,10 +52,14 @@ public final class ConsoleRelay: @unchecked Sendable {
     }
 
     /// Starts the relay thread. It runs until the process exits.
-    public func start() {
-        let thread = Thread { [self] in self.run() }
-        thread.name = "console-relay"
-        thread.start()
+    public func start() throws(SandboxError) {
+        // A plain POSIX thread (Foundation's Thread would bring Foundation's internationalisation and ICU into the
+        // static binary), with the creator's signal mask: the termination signals stay blocked here.
+        do {
+            try HostThread(name: "console-relay") { [self] in self.run() }.detach()
+        } catch {
+            throw .startFailed(name: paths.name, reason: "\(error)")
+        }
     }
 
     private func run() {

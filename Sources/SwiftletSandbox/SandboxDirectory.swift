@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -136,7 +140,7 @@ public struct SandboxPaths: Sendable, Equatable {
     /// The exit status the VMM wrote as it exited; nil if it was killed (or still runs).
     public var recordedExitStatus: Int32? {
         guard let text = try? String(contentsOfFile: exitStatus, encoding: .utf8) else { return nil }
-        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        return Int32(text.filter { !$0.isWhitespace })
     }
 
     public func readRecord() -> SandboxRecord? {

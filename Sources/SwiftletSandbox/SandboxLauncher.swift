@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import SwiftletAPI
 #if canImport(Glibc)
 import Glibc
@@ -138,7 +142,7 @@ public enum SandboxVMM {
         unlink(paths.exitStatus)
         exitStatusPath = paths.exitStatus
         let relay = try ConsoleRelay(paths: paths)
-        relay.start()
+        try relay.start()
     }
 
     /// Records the VMM's exit status beside its log (for `ps` and `inspect`); a no-op for a foreground VM.

@@ -9,7 +9,7 @@ import Glibc
 ///
 /// AUDITED UNSAFE FILE: passes a retained closure box through pthread_create's void* argument; the box is
 /// released exactly once, by the new thread.
-final class HostThread: @unchecked Sendable {
+public final class HostThread: @unchecked Sendable {
     // SAFETY of @unchecked Sendable: `thread` is written once in init, before the object is shared.
     private var thread = pthread_t()
 
@@ -20,7 +20,7 @@ final class HostThread: @unchecked Sendable {
     }
 
     /// Starts `body` on a new thread named `name` (visible in `top -H` and /proc/PID/task/*/comm).
-    init(name: String, _ body: @escaping @Sendable () -> Void) throws(MachineError) {
+    public init(name: String, _ body: @escaping @Sendable () -> Void) throws(MachineError) {
         let box = Unmanaged.passRetained(Box(name: String(name.prefix(15)), body)).toOpaque()
         let result = pthread_create(&thread, nil, { argument in
             let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
@@ -37,10 +37,10 @@ final class HostThread: @unchecked Sendable {
         }
     }
 
-    func join() { pthread_join(thread, nil) }
+    public func join() { pthread_join(thread, nil) }
 
     /// Lets the thread's resources go when it ends, for a thread nobody joins.
-    func detach() { pthread_detach(thread) }
+    public func detach() { pthread_detach(thread) }
 
     /// Interrupts a blocking system call in this thread (KVM_RUN returns EINTR).
     func kick() { pthread_kill(thread, KickSignal.number) }

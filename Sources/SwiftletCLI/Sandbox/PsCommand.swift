@@ -1,5 +1,9 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import SwiftletSandbox
 
 /// `swiftlet ps`: the named VMs, running and exited.
@@ -39,7 +43,7 @@ enum Table {
         var text = ""
         for row in rows {
             let cells = row.enumerated().map { index, cell in
-                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+                index == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count)
             }
             text += cells.joined(separator: "  ") + "\n"
         }

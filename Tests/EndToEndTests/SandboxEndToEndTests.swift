@@ -1,0 +1,70 @@
+import Foundation
+import Testing
+
+extension TestHostBootTests {
+    /// One test-host boot: the default guest (the stock kernel) as a named VM in the background. `run -d --name web`
+    /// returns once it runs; `ps` lists it; its console reaches `logs`; keys typed through `attach` reach its shell;
+    /// `pause` and `resume` show in `ps`; `stop` sends Ctrl-Alt-Del, which the default guest answers by powering
+    /// off, so the VM ends with status 0 well before stop's own deadline; `rm` forgets it.
+    @Test("run -d --name with the stock kernel: ps, logs, attach, pause/resume, stop by Ctrl-Alt-Del, rm")
+    func namedBackgroundVM() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftlet-sandbox-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let swiftlet = TestHost.swiftletBinary
+        let kernel = TestHost.guest("vmlinuz"), initrd = TestHost.guest("initramfs.cpio")
+        let script = directory.appendingPathComponent("sandbox.sh").path
+        try """
+            export SWIFTLET_STATE_DIR=/tmp/swl
+            S=\(swiftlet)
+            at() { echo "at $(cut -d' ' -f1 /proc/uptime) $*"; }
+            # until TEXT is in the VM's console log, up to TENTHS/5 s
+            wait_log() { n=0; until $S logs web | grep -q "$1" || [ $n -gt "${2:-900}" ]; do sleep 0.2; n=$((n+1)); done; }
+            at start
+            $S run -d --name web --memory 256M --kernel \(kernel) --initrd \(initrd); echo "run-status=$?"
+            at running
+            $S ps | sed 's/^/ps1: /'
+            wait_log '~ # '
+            at prompt
+            (sleep 1; printf 'echo attached-$((6*7))\\n'; sleep 4) | $S attach web > /tmp/attach-out 2>&1 &
+            A=$!
+            wait_log 'attached-42' 300
+            kill $A 2>/dev/null; wait $A 2>/dev/null
+            echo "attach-saw=$(grep -c 'attached-42' /tmp/attach-out)"
+            echo "logs-saw=$($S logs web | grep -c 'attached-42')"
+            $S pause web; echo "pause-status=$?"
+            $S ps | sed 's/^/ps2: /'
+            $S resume web; echo "resume-status=$?"
+            $S ps | sed 's/^/ps3: /'
+            at stop
+            $S stop --time 60 web; echo "stop-status=$?"
+            at stopped
+            $S ps | sed 's/^/ps4: /'
+            $S inspect web | grep -c '"exitStatus" : 0' | sed 's/^/inspect-exit-0=/'
+            $S rm web; echo "rm-status=$?"
+            echo "left=$(ls /tmp/swl | wc -l)"
+            echo "--- console"; cat /tmp/swl/web/console.log 2>/dev/null | tail -5
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        let result = try TestHost.run(["--file", swiftlet, "--file", TestHost.cache + "/guest", "--file", script, "sh", script],
+                                      timeout: 900)
+        let output = result.output
+        let lines = output.split(separator: "\n").map(String.init)
+        for line in lines where line.hasPrefix("at ") || line.hasPrefix("ps") || line.contains("-status=") || line.contains("-saw=") {
+            print(line)
+        }
+        func value(_ prefix: String) -> String? { lines.first { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) } }
+        func row(_ prefix: String) -> String { lines.first { $0.hasPrefix(prefix + "web ") } ?? "" }
+        #expect(result.status == 0, "output:\n\(output)")
+        #expect(value("run-status=") == "0", "output:\n\(output)")
+        #expect(row("ps1: ").contains("running") && row("ps1: ").contains("256M"), "output:\n\(output)")
+        #expect(value("attach-saw=") == "1", "output:\n\(output)")
+        #expect(value("logs-saw=") == "1", "output:\n\(output)")
+        #expect(value("pause-status=") == "0" && row("ps2: ").contains("paused"), "output:\n\(output)")
+        #expect(value("resume-status=") == "0" && row("ps3: ").contains("running"), "output:\n\(output)")
+        #expect(value("stop-status=") == "0", "output:\n\(output)")
+        // Ctrl-Alt-Del made the guest power off: the VMM's own status is 0 (SIGTERM after the deadline would be 143).
+        #expect(row("ps4: ").contains("exited (0)"), "output:\n\(output)")
+        #expect(value("inspect-exit-0=") == "1", "output:\n\(output)")
+        #expect(value("rm-status=") == "0" && value("left=") == "0", "output:\n\(output)")
+    }
+}
