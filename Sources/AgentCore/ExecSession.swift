@@ -112,6 +112,10 @@ final class ExecSession {
 
     private func loop() throws(ChannelError) {
         while true {
+            // Frames that arrived together with the exec request (a client sends its stdin and stdin-close right
+            // behind it) sit in the channel's buffer already; poll would never report them, and the command would
+            // wait for input that has come.
+            try handleMessages()
             var descriptors: [pollfd] = []
             var slots: [Slot] = []
             func watch(_ fd: Int32, _ events: Int16, _ slot: Slot) {
