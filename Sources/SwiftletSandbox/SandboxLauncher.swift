@@ -3,7 +3,6 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import SwiftletAPI
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -94,10 +93,7 @@ public enum SandboxLauncher {
                 let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
                 return .exited(name: paths.name, status: code, log: tail(of: paths.vmmLog))
             }
-            if let response = try? APIClient.request(socket: paths.apiSocket, method: "GET", path: "/", timeout: 2),
-               response.status == 200, response.body.contains("\"Running\"") {
-                return .running(name: paths.name, pid: pid)
-            }
+            if SandboxStatus.of(paths).state == .running { return .running(name: paths.name, pid: pid) }
             if Date() > deadline {
                 // Up but not answering: leave it running (the user can look at it, or stop it) and say so.
                 return .exited(name: paths.name, status: 124, log: "no answer from the VMM's API on \(paths.apiSocket) within \(Int(timeout)) s (pid \(pid) still runs; see \(paths.vmmLog))")

@@ -1,6 +1,7 @@
 import AgentCore
 import AgentProtocol
 import ArgumentParser
+import Swiftlet
 import CAgent
 import SwiftletAgentClient
 #if canImport(Glibc)
@@ -73,6 +74,8 @@ struct ExecCommand: ParsableCommand {
 
     private func execute() throws -> Int32 {
         let client = try endpoint.connect(name: name)
+        // Raw while a `-t` command runs (the guest's terminal does the line editing and turns Ctrl-C into SIGINT);
+        // restored afterwards, also when swiftlet ends through an error or a fatal signal.
         let terminal = tty && isatty(STDIN_FILENO) == 1 ? RawTerminal(fd: STDIN_FILENO) : nil
         var rows: UInt16 = 0, columns: UInt16 = 0
         if tty { _ = cagent_get_window_size(isatty(STDIN_FILENO) == 1 ? STDIN_FILENO : STDOUT_FILENO, &rows, &columns) }
@@ -149,29 +152,4 @@ struct ExecCommand: ParsableCommand {
             }
         }
     }
-}
-
-/// The local terminal in raw mode while a `-t` command runs (the guest's terminal does the line editing and
-/// turns Ctrl-C into SIGINT), restored afterwards — also when swiftlet exits through an error.
-final class RawTerminal {
-    private let fd: Int32
-    private var saved = termios()
-    private var active = false
-
-    init?(fd: Int32) {
-        self.fd = fd
-        guard tcgetattr(fd, &saved) == 0 else { return nil }
-        var raw = saved
-        cfmakeraw(&raw)
-        guard tcsetattr(fd, TCSANOW, &raw) == 0 else { return nil }
-        active = true
-    }
-
-    func restore() {
-        guard active else { return }
-        active = false
-        _ = tcsetattr(fd, TCSANOW, &saved)
-    }
-
-    deinit { restore() }
 }

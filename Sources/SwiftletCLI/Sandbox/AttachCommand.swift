@@ -31,9 +31,9 @@ struct AttachCommand: ParsableCommand {
             throw ExitCode.failure
         }
         defer { try? socket.close() }
-        let terminal = Swiftlet.RawTerminal()
+        let terminal = RawTerminal()
         defer { terminal.restore() }
-        let interactive = Swiftlet.RawTerminal.stdinIsTerminal
+        let interactive = RawTerminal.stdinIsTerminal
         if interactive { printError("swiftlet: attached to \(name); Ctrl-P Ctrl-Q detaches\r") }
 
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)

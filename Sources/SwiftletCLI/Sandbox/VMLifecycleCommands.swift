@@ -50,6 +50,12 @@ struct NamedVM {
 
     var pid: pid_t? { paths.readRecord()?.pid }
 
+    /// `PATCH /vm` with Firecracker's `Paused` or `Resumed`.
+    func setState(_ state: String) throws {
+        try requireRunning()
+        try api("PATCH", "/vm", json: "{\"state\": \"\(state)\"}")
+    }
+
     /// Waits until the VMM has released its lock (exited); false if `seconds` passed first.
     func waitUntilExited(seconds: Double) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
@@ -71,22 +77,14 @@ struct PauseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "pause", abstract: "Pause a named VM (its vCPUs stop; it keeps its memory).")
     @Argument(help: "The VM's name.") var name: String
 
-    func run() throws {
-        let vm = try NamedVM(name)
-        try vm.requireRunning()
-        try vm.api("PATCH", "/vm", json: #"{"state": "Paused"}"#)
-    }
+    func run() throws { try NamedVM(name).setState("Paused") }
 }
 
 struct ResumeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "resume", abstract: "Resume a paused named VM.")
     @Argument(help: "The VM's name.") var name: String
 
-    func run() throws {
-        let vm = try NamedVM(name)
-        try vm.requireRunning()
-        try vm.api("PATCH", "/vm", json: #"{"state": "Resumed"}"#)
-    }
+    func run() throws { try NamedVM(name).setState("Resumed") }
 }
 
 /// `swiftlet stop NAME`: asks the guest first (Ctrl-Alt-Del, as `docker stop` sends SIGTERM), then stops the VM
@@ -103,7 +101,7 @@ struct StopCommand: ParsableCommand {
         let vm = try NamedVM(name)
         guard vm.paths.isRunning else { return }   // already stopped: nothing to do, as docker stop
         // A paused guest cannot hear the keys: resume it first.
-        if SandboxStatus.of(vm.paths).state == .paused { _ = try? vm.api("PATCH", "/vm", json: #"{"state": "Resumed"}"#) }
+        if SandboxStatus.of(vm.paths).state == .paused { try? vm.setState("Resumed") }
         _ = try? APIClient.request(socket: vm.paths.apiSocket, method: "PUT", path: "/actions", json: #"{"action_type": "SendCtrlAltDel"}"#)
         if vm.waitUntilExited(seconds: time) { return }
         // The guest did not stop itself: SIGTERM makes the VMM stop the VM (it still exits cleanly), then SIGKILL.
