@@ -30,4 +30,9 @@ public enum APIAction: Equatable, Sendable {
     /// `PATCH /vm`.
     case pause
     case resume
+
+    /// `PUT /snapshot/create` (after boot, on a paused VM).
+    case createSnapshot(SnapshotCreateParams)
+    /// `PUT /snapshot/load` (in a process that has not booted, before any boot-specific resource is configured).
+    case loadSnapshot(SnapshotLoad)
 }

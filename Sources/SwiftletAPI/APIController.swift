@@ -47,6 +47,14 @@ public actor APIController {
     private let logger: Logger
     private let onRequest: (@Sendable (APIRequestRecord) -> Void)?
     private var started = false
+    /// A boot-specific resource was configured (Firecracker's `boot_path`): a snapshot can no longer be loaded.
+    private var bootPath = false
+    /// Set by a failed `PUT /snapshot/load`: the process is not fit to go on (Firecracker's rule) and every later
+    /// request is refused while it ends.
+    public private(set) var fatalLoadFailure: String?
+    /// Told of `fatalLoadFailure` once its answer has been handed to the client's connection.
+    private let onFatalError: (@Sendable (String) -> Void)?
+    private var fatalFailureToReport: String?
     /// A request is running (possibly suspended in the backend); later ones wait in `waiting`, in order.
     private var busy = false
     private var waiting: [CheckedContinuation<Void, Never>] = []
@@ -65,8 +73,10 @@ public actor APIController {
     public init(backend: any VMMBackend, resources: VMResources = VMResources(), instanceID: String = APIController.defaultInstanceID,
                 vmmVersion: String = APIController.firecrackerAPIVersion, appName: String = "Swiftlet",
                 logger: Logger = Logger(label: "swiftlet.api"), eventLoop: (any EventLoop)? = nil,
-                onRequest: (@Sendable (APIRequestRecord) -> Void)? = nil, transport: VirtioTransport = .pci) {
+                onRequest: (@Sendable (APIRequestRecord) -> Void)? = nil, transport: VirtioTransport = .pci,
+                onFatalError: (@Sendable (String) -> Void)? = nil) {
         self.transport = transport
+        self.onFatalError = onFatalError
         if let eventLoop {
             self.eventLoop = eventLoop
             ownedGroup = nil
@@ -93,6 +103,11 @@ public actor APIController {
     func submit(method: String, path: String, body: [UInt8], completion: @escaping @Sendable (APIResponse) -> Void) {
         Task {
             completion(await self.handle(method: method, path: path, body: body))
+            // The answer is written and flushed (this is the socket's thread): only now may the process end.
+            if let fatal = self.fatalFailureToReport {
+                self.fatalFailureToReport = nil
+                self.onFatalError?(fatal)
+            }
         }
     }
 
@@ -101,6 +116,9 @@ public actor APIController {
         await serialised {
             let response: APIResponse
             do throws(APIFault) {
+                if let fatal = $0.fatalLoadFailure {
+                    throw APIFault(message: "The microVM is unusable after a failed snapshot load and the VMM is ending: \(fatal)")
+                }
                 if body.count > APIRouter.maximumBodySize {
                     throw APIFault.payloadTooLarge(size: body.count, limit: APIRouter.maximumBodySize)
                 }
@@ -219,27 +237,35 @@ public actor APIController {
         // Before boot only (Firecracker's OperationNotSupportedPostBoot otherwise).
         case let .putBootSource(source):
             try refuseAfterBoot()
+            bootPath = true
             try resources.setBootSource(source)
         case let .putMachineConfig(config):
             try refuseAfterBoot()
+            bootPath = true
             try resources.updateMachineConfig(config.asUpdate)
         case let .patchMachineConfig(update):
             try refuseAfterBoot()
+            bootPath = true
             try resources.updateMachineConfig(update)
         case let .putDrive(drive):
             try refuseAfterBoot()
+            bootPath = true
             try resources.insertDrive(drive)
         case let .putNetworkInterface(interface):
             try refuseAfterBoot()
+            bootPath = true
             try resources.insertNetworkInterface(interface)
         case let .putVsock(vsock):
             try refuseAfterBoot()
+            bootPath = true
             resources.vsock = vsock
         case let .putEntropy(entropy):
             try refuseAfterBoot()
+            bootPath = true
             resources.entropy = entropy
         case let .putMMDSConfig(config):
             try refuseAfterBoot()
+            bootPath = true
             try resources.setMmdsConfig(config)
         case let .putLogger(config):
             try refuseAfterBoot()
@@ -280,8 +306,89 @@ public actor APIController {
         case .resume:
             try refuseBeforeBoot()
             do { try await backend.resume() } catch { throw APIFault(message: "Internal VMM error: \(error)") }
+
+        case let .createSnapshot(params):
+            try refuseBeforeBoot()
+            try await createSnapshot(params)
+        case let .loadSnapshot(load):
+            try refuseAfterBoot()
+            try await loadSnapshot(load)
         }
         return .noContent
+    }
+
+    /// `PUT /snapshot/create`: Firecracker's rules (after boot, on a paused VM), and what Swiftlet cannot do yet
+    /// refused before anything is written.
+    private func createSnapshot(_ params: SnapshotCreateParams) async throws(APIFault) {
+        let prefix = "Create snapshot error: "
+        guard params.snapshotType == .full else {
+            throw APIFault(message: prefix + "Diff snapshots are not supported by Swiftlet: it does not track dirty pages yet; "
+                + "take a Full snapshot (its memory file is sparse: only pages the guest touched are written)")
+        }
+        let state = backend.machineState
+        guard state == .paused else {
+            throw APIFault(message: prefix + "the microVM must be paused first (PATCH /vm {\"state\": \"Paused\"}); it is \(state)")
+        }
+        do {
+            try await backend.createSnapshot(statePath: params.snapshotPath, memoryPath: params.memFilePath)
+        } catch {
+            throw APIFault(message: prefix + "\(error)")
+        }
+    }
+
+    /// `PUT /snapshot/load`: only in a VMM that has not booted and has no boot-specific resource configured. What
+    /// Swiftlet cannot do (a Uffd backend, hugetlbfs pages) is refused before anything is built, and changes nothing;
+    /// a restore that fails once begun is fatal, as in Firecracker.
+    private func loadSnapshot(_ load: SnapshotLoad) async throws(APIFault) {
+        let prefix = "Load snapshot error: "
+        guard !bootPath else {
+            throw APIFault(message: prefix + "Loading a microVM snapshot not allowed after configuring boot-specific resources.")
+        }
+        guard load.memBackend.backendType == .file else {
+            throw APIFault(message: prefix + "the Uffd memory backend is not supported by Swiftlet: guest memory is always the "
+                + "memory file, mapped copy-on-write so pages load on first touch (use backend_type File)")
+        }
+        guard load.hugePages == .snapshot || load.hugePages == .none else {
+            throw APIFault(message: prefix + "huge_pages \(load.hugePages.rawValue) is not supported by Swiftlet: guest memory is "
+                + "the memory file mapped with the host's page size (use Snapshot or None)")
+        }
+        var networks: [SnapshotOverrides.Network] = []
+        for override in load.networkOverrides {
+            guard !override.ifaceID.isEmpty, !override.hostDevName.isEmpty else {
+                throw APIFault(message: prefix + "a network override needs a non-empty iface_id and host_dev_name")
+            }
+            guard !networks.contains(where: { $0.interfaceID == override.ifaceID }) else {
+                throw APIFault(message: prefix + "network_overrides names iface_id \(override.ifaceID) twice")
+            }
+            networks.append(SnapshotOverrides.Network(interfaceID: override.ifaceID, backend: .tap(name: override.hostDevName)))
+        }
+        if let vsock = load.vsockOverride, vsock.udsPath.isEmpty {
+            throw APIFault(message: prefix + "vsock_override.uds_path is empty")
+        }
+        if load.usedDeprecatedFields { logger.warning("\(SnapshotLoad.deprecation)") }
+        if load.trackDirtyPages {
+            logger.warning("PUT /snapshot/load: track_dirty_pages is accepted but Swiftlet does not track dirty pages yet: a later Diff snapshot will be refused")
+        }
+        let request = SnapshotLoadRequest(
+            statePath: load.snapshotPath, memoryPath: load.memBackend.backendPath,
+            overrides: SnapshotOverrides(networks: networks, vsockSocketPath: load.vsockOverride?.udsPath,
+                                         advanceGuestClock: load.clockRealtime),
+            resume: load.resumeVM)
+        let restored: MachineConfiguration
+        do {
+            restored = try await backend.loadSnapshot(request)
+        } catch {
+            let message = prefix + "Failed to restore from snapshot: \(error)"
+            // Firecracker: "If restore fails, we consider the process is too dirty to recover."
+            fatalLoadFailure = message
+            fatalFailureToReport = message
+            throw APIFault(message: message)
+        }
+        started = true
+        // GET /machine-config and /vm/config show what was restored (Firecracker fills its VmResources likewise).
+        if let vcpus = UInt8(exactly: restored.vcpuCount) {
+            _ = try? resources.updateMachineConfig(PartialMachineConfig(vcpuCount: vcpus, memSizeMib: restored.memory.bytes >> 20))
+        }
     }
 
     private func refuseAfterBoot() throws(APIFault) {

@@ -47,12 +47,15 @@ public enum APIRouter {
 
         case "PUT":
             switch resource {
-            case "balloon", "cpu-config", "pmem", "serial", "snapshot":
+            case "balloon", "cpu-config", "pmem", "serial":
                 guard hasBody else { throw .emptyPUT }
                 throw .notImplemented(method, path)
             case "hotplug" where second == "memory":
                 guard hasBody else { throw .emptyPUT }
                 throw .notImplemented(method, path)
+            case "snapshot":
+                guard hasBody else { throw .emptyPUT }
+                return try routeSnapshot(second, body)
             case "actions", "boot-source", "drives", "logger", "machine-config", "metrics", "mmds", "network-interfaces", "vsock", "entropy":
                 guard hasBody else { throw .emptyPUT }
                 return try routePUT(resource, second, body)
@@ -116,6 +119,20 @@ public enum APIRouter {
             return .putVsock(try WireJSON.decode(Vsock.self, from: body))
         default:
             return .putEntropy(try WireJSON.decode(Entropy.self, from: body))
+        }
+    }
+
+    /// Firecracker's `parse_put_snapshot`: the second segment is the operation.
+    private static func routeSnapshot(_ operation: String?, _ body: [UInt8]) throws(APIFault) -> APIAction {
+        switch operation {
+        case "create":
+            return .createSnapshot(try WireJSON.decode(SnapshotCreateParams.self, from: body))
+        case "load":
+            return .loadSnapshot(try SnapshotLoad(WireJSON.decode(SnapshotLoadParams.self, from: body)))
+        case nil:
+            throw APIFault(message: "Missing snapshot operation type.")
+        case let other?:
+            throw .invalidPathMethod("PUT", "/snapshot/\(other)")
         }
     }
 

@@ -36,6 +36,44 @@ public protocol VMMBackend: AnyObject, Sendable {
 
     /// `PUT /logger`: where log lines go and how they look.
     func configureLogger(_ logger: LoggerSettings) throws
+
+    /// `PUT /snapshot/create`: saves the paused machine, its state to `statePath` and its RAM to `memoryPath`
+    /// (`Machine.saveSnapshot(statePath:memoryPath:)`). The machine stays paused.
+    func createSnapshot(statePath: String, memoryPath: String) async throws
+
+    /// `PUT /snapshot/load`, in a process that has not booted: builds the machine from the snapshot and, with
+    /// `request.resume`, starts it; otherwise it is reported `.paused` until `resume()` starts it. Returns the
+    /// restored machine's configuration. A throw here is fatal to the process (Firecracker's rule): the API answers
+    /// it, then `APIController`'s `onFatalError` tells the process to end.
+    func loadSnapshot(_ request: SnapshotLoadRequest) async throws -> MachineConfiguration
+}
+
+/// What `PUT /snapshot/load` asks of the backend, in the library's terms.
+public struct SnapshotLoadRequest: Sendable, Equatable {
+    public var statePath: String
+    public var memoryPath: String
+    /// Network backends by interface id, the vsock socket, the clock advance (`clock_realtime`).
+    public var overrides: SnapshotOverrides
+    /// `resume_vm`: start the restored machine at once.
+    public var resume: Bool
+
+    public init(statePath: String, memoryPath: String, overrides: SnapshotOverrides = SnapshotOverrides(), resume: Bool = false) {
+        self.statePath = statePath
+        self.memoryPath = memoryPath
+        self.overrides = overrides
+        self.resume = resume
+    }
+}
+
+/// Backends without snapshots refuse them plainly.
+extension VMMBackend {
+    public func createSnapshot(statePath: String, memoryPath: String) async throws {
+        throw APIFault(message: "this VMM backend does not take snapshots")
+    }
+
+    public func loadSnapshot(_ request: SnapshotLoadRequest) async throws -> MachineConfiguration {
+        throw APIFault(message: "this VMM backend does not load snapshots")
+    }
 }
 
 /// `PUT /logger`'s settings as the backend receives them (field meanings as Firecracker documents them).

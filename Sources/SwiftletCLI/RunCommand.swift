@@ -156,12 +156,7 @@ struct RunCommand: ParsableCommand {
         }
         seccomp.apply()
         let observability = Observability()
-        LoggingSystem.bootstrap { label in
-            var handler = ConsoleLogHandler(label: label)
-            handler.logLevel = verbose ? .debug : .info
-            // A client's `PUT /logger` adds Firecracker's log file beside the console lines.
-            return MultiplexLogHandler([handler, LogFileOnlyHandler(inner: observability.log.makeHandler(label: label))])
-        }
+        MachineSession.bootstrapLogging(observability: observability, verbose: verbose)
 
         let logger = Logger(label: "swiftlet")
         do {
@@ -191,24 +186,8 @@ struct RunCommand: ParsableCommand {
                 logger.warning("\(HostKind.pvmWarning)")
             }
             for line in machine.bootLog { logger.info("\(line)") }
-            let reason: StopReason
-            if let apiSocket {
-                reason = try runWithAPI(machine, configuration: configuration, socket: apiSocket, timeline: timeline, logger: logger,
-                                        observability: observability)
-            } else {
-                reason = machine.run(timeout: timeout)
-            }
-            if bootTimeline { printError(timeline.report) }
-            if reason.isClean {
-                logger.info("\(reason)")
-            } else {
-                logger.error("\(reason)")
-            }
-            // Exit now, as Firecracker does: every thread is joined and the terminal restored, and the kernel
-            // releases the VM, its memory and the disk images with the process; tearing the machine down object
-            // by object first only delays the exit status.
-            SandboxVMM.recordExit(status: reason.exitCode)
-            Glibc.exit(reason.exitCode)
+            try MachineSession(apiSocket: apiSocket, timeout: timeout, printTimeline: bootTimeline, timeline: timeline, logger: logger,
+                               observability: observability).runToEnd(machine)
         } catch let error as MachineError {
             logger.error("\(error)")
             let status: ExitCode
@@ -228,33 +207,6 @@ struct RunCommand: ParsableCommand {
         if case .defaultGuestMissing = error { return .failure }
         if case .microVMKernelMissing = error { return .failure }
         return ExitCode(usageErrorStatus)
-    }
-
-    /// Starts the machine, then serves the API for it (already booted: the pre-boot PUTs are refused, as after
-    /// Firecracker's InstanceStart) until the machine ends.
-    private func runWithAPI(_ machine: Machine, configuration: MachineConfiguration, socket: String, timeline: BootTimeline,
-                            logger: Logger, observability: Observability) throws -> StopReason {
-        TerminationSignals.block()
-        let backend = try MachineBackend(timeline: timeline, logger: logger, startOptions: StartOptions(), observability: observability)
-        try machine.start()
-        backend.adopt(machine)
-        let controller = APIController(backend: backend,
-                                       vmmVersion: APIController.firecrackerAPIVersion, logger: logger,
-                                       onRequest: { record in
-                                           observability.recordAPIRequest(method: record.method, resource: record.resource, failed: record.failed)
-                                       })
-        let server = APIServer(socketPath: socket, controller: controller, logger: logger)
-        do {
-            try server.start()
-        } catch {
-            logger.error("cannot serve the API on \(socket): \(error)")
-            return machine.stop()
-        }
-        defer { server.stop() }
-        server.execute(onAPIThread: { Seccomp.enterThread(.api) })
-        let reason = machine.waitUntilStopped(timeout: timeout)
-        observability.machineEnded()
-        return reason
     }
 
     private var consoleDevice: MachineConfiguration.Console { MachineConfiguration.Console(rawValue: console)! }

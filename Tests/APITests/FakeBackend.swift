@@ -11,7 +11,13 @@ final class FakeBackend: VMMBackend {
         case replaceDrive(id: String, path: String)
         case configureMetrics(path: String)
         case configureLogger(LoggerSettings)
+        case createSnapshot(statePath: String, memoryPath: String)
+        case loadSnapshot(SnapshotLoadRequest)
     }
+
+    /// What `loadSnapshot` says it restored.
+    static let restoredConfiguration = MachineConfiguration(payload: .rawImage(RawImagePayload(path: "/saved/guest.bin", mode: .userMode)),
+                                                            vcpuCount: 2, memory: .mebibytes(64))
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -42,4 +48,12 @@ final class FakeBackend: VMMBackend {
     func flushMetrics() throws { try record(.flushMetrics) }
     func configureMetrics(path: String) throws { try record(.configureMetrics(path: path)) }
     func configureLogger(_ logger: LoggerSettings) throws { try record(.configureLogger(logger)) }
+    func createSnapshot(statePath: String, memoryPath: String) async throws {
+        try record(.createSnapshot(statePath: statePath, memoryPath: memoryPath))
+    }
+    func loadSnapshot(_ request: SnapshotLoadRequest) async throws -> MachineConfiguration {
+        // A loaded VM is paused until resumed, as in Firecracker (resume_vm: running at once).
+        try record(.loadSnapshot(request), then: request.resume ? .running : .paused)
+        return Self.restoredConfiguration
+    }
 }

@@ -91,7 +91,7 @@ import Testing
     }
 
     @Test func resourcesSwiftletLacksSaySo() {
-        for (method, path) in [("PUT", "/snapshot/create"), ("PUT", "/snapshot/load"), ("PUT", "/balloon"), ("PATCH", "/balloon/statistics"),
+        for (method, path) in [("PUT", "/balloon"), ("PATCH", "/balloon/statistics"),
                                ("PUT", "/cpu-config"), ("PUT", "/hotplug/memory"), ("PUT", "/pmem/p0"), ("PUT", "/serial")] {
             #expect(fault(method, path, "{}") == "\(method) \(path) is not implemented in this version of Swiftlet.")
         }

@@ -34,7 +34,7 @@ struct ControlPlaneRun {
         let controller = APIController(backend: backend, instanceID: instanceID, vmmVersion: vmmVersion, logger: logger,
                                        onRequest: { [observability] record in
                                            observability.recordAPIRequest(method: record.method, resource: record.resource, failed: record.failed)
-                                       }, transport: transport)
+                                       }, transport: transport, onFatalError: { [backend] in backend.loadFailed($0) })
         var server: APIServer?
         if let apiSocket {
             let created = APIServer(socketPath: apiSocket, controller: controller, logger: logger)
@@ -77,13 +77,19 @@ struct ControlPlaneRun {
         return waitForMachine(backend, server: server)
     }
 
-    /// Waits for `InstanceStart` (or a termination signal before it), then supervises the machine to its end.
+    /// Waits for `InstanceStart` or a loaded snapshot's start (or a termination signal before it), then supervises
+    /// the machine to its end. A failed snapshot load ends the process with status 1 (Firecracker's rule).
     private func waitForMachine(_ backend: MachineBackend, server: APIServer?) -> Int32 {
-        if let signal = TerminationSignals.wait(until: backend.machineStarted), backend.current == nil {
+        let signal = TerminationSignals.wait(until: backend.machineStarted)
+        if let failure = backend.fatalLoadFailure {
+            logger.error("\(failure)")
+            return 1
+        }
+        if let signal, !backend.hasStarted {
             logger.info("stopped by signal \(signal) before the VM started")
             return 128 + signal
         }
-        guard let machine = backend.current else { return 1 }
+        guard backend.hasStarted, let machine = backend.current else { return 1 }
         // The VM runs: the API thread's own seccomp filter (the main thread's comes with waitUntilStopped).
         server?.execute(onAPIThread: { Seccomp.enterThread(.api) })
         let reason = machine.waitUntilStopped()
