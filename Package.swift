@@ -13,6 +13,9 @@ let package = Package(
         // The guest agent (docs/agent.md): built static, it goes into the default guest's initramfs.
         .executable(name: "swiftlet-agent", targets: ["swiftlet-agent"]),
         .library(name: "SwiftletAgentClient", targets: ["SwiftletAgentClient"]),
+        // The Swift API shaped like Virtualization.framework (docs/swift-api.md), and its runnable example.
+        .library(name: "SwiftletKit", targets: ["SwiftletKit"]),
+        .executable(name: "swiftlet-example", targets: ["swiftlet-example"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -120,6 +123,15 @@ let package = Package(
                           "-Xlinker", "--no-warn-symbol-ordering"],
                          .when(platforms: [.linux], configuration: .release)),
         ]),
+        // The Swift API for programs that embed VMs, shaped like Virtualization.framework: a configuration value with
+        // validate(), a VirtualMachine with async start/pause/resume/stop, state, a delegate, and exec/copy through
+        // the guest agent. A thin layer over Machine and SwiftletAgentClient (docs/swift-api.md).
+        .target(name: "SwiftletKit", dependencies: ["Swiftlet", "SwiftletAgentClient", "AgentCore", "AgentProtocol"]),
+        // Examples/BootAndExec: boots the default guest, runs `uname -a` through the agent, stops the VM. A static
+        // executable in release builds, like swiftlet, so it also runs in the test host without the Swift runtime.
+        .executableTarget(name: "swiftlet-example", dependencies: ["SwiftletKit"], path: "Examples/BootAndExec", linkerSettings: [
+            .unsafeFlags(["-static-executable"], .when(platforms: [.linux], configuration: .release)),
+        ]),
         // scripts/bench's lean runner of raw guests: the library without the CLI's dependencies (docs/performance.md).
         .executableTarget(name: "swiftlet-bench", dependencies: ["Swiftlet"], linkerSettings: [
             .unsafeFlags(["-static-executable"], .when(platforms: [.linux], configuration: .release)),
@@ -143,6 +155,9 @@ let package = Package(
         // Metrics in Firecracker's format and the Firecracker-style log line, checked against their documented shape.
         .testTarget(name: "ObservabilityTests", dependencies: ["Swiftlet", "Virtio"]),
         .testTarget(name: "KVMTests", dependencies: ["Swiftlet", "SwiftletCommandLine", "KVM", "GuestMemory", "Boot", "Devices"]),
+        // SwiftletKit: configuration validation, the lifecycle with tiny raw guests on /dev/kvm, the agent's errors
+        // and exec/copy through a fake vsock bridge serving the agent's core on this host.
+        .testTarget(name: "SwiftletKitTests", dependencies: ["SwiftletKit", "Swiftlet", "AgentCore"]),
         .testTarget(name: "SandboxTests", dependencies: ["SwiftletSandbox", "SwiftletAPI"]),
         // Run the built `swiftlet` binary as a subprocess (swift test builds it first).
         .testTarget(name: "CLITests", dependencies: []),

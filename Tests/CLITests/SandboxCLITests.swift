@@ -59,6 +59,11 @@ struct SandboxCLITests {
         let row = ps.stdout.split(separator: "\n").first { $0.hasPrefix("echo ") }.map(String.init) ?? ""
         #expect(ps.stdout.hasPrefix("NAME"), "ps: \(ps.stdout)")
         #expect(row.contains("running") && row.contains("512M"), "ps: \(ps.stdout)")
+        // A raw guest has no vsock device: no agent to ask.
+        #expect(row.split(separator: " ", omittingEmptySubsequences: true).dropFirst(2).first == "-", "ps: \(ps.stdout)")
+        let running = try JSONSerialization.jsonObject(with: Data(try swiftlet(["ps", "--json"]).stdout.utf8)) as? [[String: Any]]
+        #expect(running?.first?["agentReady"] is NSNull, "ps --json: \(String(describing: running))")
+        #expect(running?.first?["state"] as? String == "running")
 
         #expect(try eventually { try swiftlet(["logs", "echo"]).stdout == "ready\n" })
 
@@ -86,7 +91,7 @@ struct SandboxCLITests {
         #expect(ps.stdout.contains("exited (143)"), "ps: \(ps.stdout)")
 
         #expect(try swiftlet(["rm", "echo"]).stdout == "echo\n")
-        #expect(try swiftlet(["ps"]).stdout == "NAME  STATE  CPUS  MEMORY  UPTIME  PID\n")
+        #expect(try swiftlet(["ps"]).stdout == "NAME  STATE  AGENT  CPUS  MEMORY  UPTIME  PID\n")
         let gone = try swiftlet(["logs", "echo"])
         #expect(gone.status == 1 && gone.stderr.contains("no VM named 'echo'"), "stderr: \(gone.stderr)")
     }
@@ -145,7 +150,7 @@ struct SandboxCLITests {
         let started = try swiftlet(["run", "-d", "--name", "bad", "--raw", "/nonexistent/image.bin"])
         #expect(started.status != 0)
         #expect(started.stderr.contains("did not start") && started.stderr.contains("/nonexistent/image.bin"), "stderr: \(started.stderr)")
-        #expect(try swiftlet(["ps"]).stdout == "NAME  STATE  CPUS  MEMORY  UPTIME  PID\n")
+        #expect(try swiftlet(["ps"]).stdout == "NAME  STATE  AGENT  CPUS  MEMORY  UPTIME  PID\n")
     }
 
     @Test("bad names and misuse are usage errors")
@@ -156,5 +161,108 @@ struct SandboxCLITests {
         #expect(try swiftlet(["run", "-d", "--api-sock", "/tmp/x.sock", "--raw", "/x"]).status == 64)
         let missing = try swiftlet(["pause", "nobody"])
         #expect(missing.status == 1 && missing.stderr.contains("no VM named 'nobody'"), "stderr: \(missing.stderr)")
+    }
+
+    @Test("ps asks each running VM's agent through its vsock socket: ready when it answers hello, no when nothing listens, - without vsock")
+    func agentReadiness() throws {
+        defer { cleanUp() }
+        let image = try Swiftlet.rawImage(Self.echoGuest)
+        for name in ["up", "down", "plain"] {
+            #expect(try swiftlet(["run", "-d", "--name", name, "--raw", image, "--raw-mode", "user"]).status == 0)
+        }
+        // A raw guest has no vsock device; the record is where ps looks for one, so point two VMs' records at
+        // stand-ins for a VM's vsock socket: one with an agent answering hello, one whose guest refuses.
+        let answering = try FakeAgentSocket(path: "/tmp/swl-up-\(UUID().uuidString.prefix(8)).vsock", answers: true)
+        let refusing = try FakeAgentSocket(path: "/tmp/swl-down-\(UUID().uuidString.prefix(8)).vsock", answers: false)
+        defer { answering.close(); refusing.close() }
+        for (name, socket) in [("up", answering.path), ("down", refusing.path)] {
+            let url = URL(fileURLWithPath: "\(state)/\(name)/vm.json")
+            var record = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+            record["vsockSocket"] = socket
+            try JSONSerialization.data(withJSONObject: record).write(to: url)
+        }
+        let ps = try swiftlet(["ps"])
+        let rows = Dictionary(uniqueKeysWithValues: ps.stdout.split(separator: "\n").dropFirst().map { line in
+            let cells = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            return (cells[0], cells[2])
+        })
+        #expect(ps.stdout.hasPrefix("NAME   STATE    AGENT  CPUS"), "ps: \(ps.stdout)")
+        #expect(rows == ["up": "ready", "down": "no", "plain": "-"], "ps: \(ps.stdout)")
+        let objects = try JSONSerialization.jsonObject(with: Data(try swiftlet(["ps", "--json"]).stdout.utf8)) as? [[String: Any]] ?? []
+        let ready = Dictionary(uniqueKeysWithValues: objects.map { ($0["name"] as? String ?? "?", $0["agentReady"] as Any) })
+        #expect(ready["up"] as? Bool == true && ready["down"] as? Bool == false && ready["plain"] is NSNull, "ps --json: \(objects)")
+        #expect(answering.hellos > 0)
+
+        #expect(try swiftlet(["pause", "up"]).status == 0)
+        let paused = try swiftlet(["ps"]).stdout.split(separator: "\n").first { $0.hasPrefix("up ") } ?? ""
+        #expect(paused.split(separator: " ", omittingEmptySubsequences: true).dropFirst(2).first == "-", "a paused guest is not asked: \(paused)")
+        #expect(try swiftlet(["ps", "--agent-timeout", "0"]).status == 64)
+    }
+}
+
+/// A Unix socket in the place of a VM's vsock socket (Firecracker's `CONNECT <port>` convention): with `answers`
+/// it accepts the connection (`OK`), reads the agent protocol's hello frame and answers ready (docs/agent.md);
+/// otherwise it closes every connection, as the VMM does when nothing in the guest listens on the port.
+final class FakeAgentSocket: @unchecked Sendable {
+    let path: String
+    private let fd: Int32
+    private let lock = NSLock()
+    private var helloCount = 0
+
+    var hellos: Int { lock.lock(); defer { lock.unlock() }; return helloCount }
+
+    init(path: String, answers: Bool) throws {
+        self.path = path
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard fd >= 0, bound == 0, listen(fd, 16) == 0 else { throw CocoaError(.fileWriteUnknown) }
+        let listener = fd
+        let thread = Thread { [self] in
+            while true {
+                let connection = accept(listener, nil, nil)
+                if connection < 0 { return }
+                defer { Glibc.close(connection) }
+                guard answers, Self.readLine(connection).hasPrefix("CONNECT ") else { continue }
+                let ok = Array("OK 1073741824\n".utf8)
+                _ = write(connection, ok, ok.count)
+                // hello: u32 length, type 0x01, u16 version, string client.
+                var header = [UInt8](repeating: 0, count: 4)
+                guard read(connection, &header, 4) == 4 else { continue }
+                let length = Int(header[0]) << 24 | Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
+                var body = [UInt8](repeating: 0, count: length)
+                var got = 0
+                while got < length { let count = body.withUnsafeMutableBytes { read(connection, $0.baseAddress! + got, length - got) }; if count <= 0 { break }; got += count }
+                guard got == length, body.first == 0x01 else { continue }
+                self.lock.lock(); self.helloCount += 1; self.lock.unlock()
+                let agent = Array("fake-agent".utf8)
+                let ready: [UInt8] = [0x02, 0x00, 0x01] + [0, 0, 0, UInt8(agent.count)] + agent
+                let frame = [0, 0, 0, UInt8(ready.count)] + ready
+                _ = write(connection, frame, frame.count)
+                // Wait for the client to close.
+                var byte: UInt8 = 0
+                while read(connection, &byte, 1) > 0 {}
+            }
+        }
+        thread.start()
+    }
+
+    static func readLine(_ fd: Int32) -> String {
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while read(fd, &byte, 1) == 1, byte != UInt8(ascii: "\n") { line.append(byte) }
+        return String(decoding: line, as: UTF8.self)
+    }
+
+    func close() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        Glibc.close(fd)
+        unlink(path)
     }
 }
