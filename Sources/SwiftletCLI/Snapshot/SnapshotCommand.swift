@@ -42,7 +42,7 @@ struct SnapshotCommand: ParsableCommand {
             guard arguments.count == 1 else { throw ValidationError("with --api-sock give one argument, the snapshot directory") }
         } else {
             guard arguments.count == 2 else { throw ValidationError("give NAME DIR (a VM run with `run -d`), or --api-sock PATH DIR") }
-            try SandboxDirectory.validate(name: arguments[0])
+            do { try SandboxDirectory.validate(name: arguments[0]) } catch { throw ValidationError("\(error)") }
         }
         guard !(arguments.last ?? "").isEmpty else { throw ValidationError("the snapshot directory is empty") }
     }
