@@ -85,6 +85,20 @@ public protocol VirtioDevice: AnyObject, Sendable {
     func queueNotified(index: Int)
     /// Device reset (§2.4): drop the queues and go back to the pre-activation state.
     func reset()
+
+    /// For a snapshot, taken while the machine is paused (no worker is serving a queue): each queue's registers
+    /// and progress while the device runs it, nil for a queue it does not run. A chain the device popped but has
+    /// not used is given back: its queue's `nextAvailable` is moved back over it, so the restored device pops it
+    /// again. nil: this model cannot be saved (the default).
+    func snapshotQueues() -> [QueueConfiguration?]?
+    /// Called once after a restore activated the device from a snapshot's queues, before the guest runs again:
+    /// what a device owes a driver whose host side changed (vsock: TRANSPORT_RESET). Nothing by default.
+    func didRestore()
+}
+
+extension VirtioDevice {
+    public func snapshotQueues() -> [QueueConfiguration?]? { nil }
+    public func didRestore() {}
 }
 
 /// Little-endian configuration space bytes with bounds-checked, width-checked reads: a helper for device

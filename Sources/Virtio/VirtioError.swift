@@ -44,6 +44,8 @@ public enum VirtioError: Error, Equatable, Sendable, CustomStringConvertible {
 
     /// A device could not start (e.g. a backend failed); the transport marks the device NEEDS_RESET.
     case activationFailed(String)
+    /// A snapshot cannot be taken of this device, or a saved state does not fit it.
+    case snapshot(String)
 
     /// True when the queue can no longer be used and the device must be reset by the driver (§2.1.2: the
     /// device sets DEVICE_NEEDS_RESET and, once DRIVER_OK, sends a configuration change notification).
@@ -74,6 +76,8 @@ public enum VirtioError: Error, Equatable, Sendable, CustomStringConvertible {
             return "virtqueue \(queue): ring access failed: \(error)"
         case let .malformedChain(queue, head, error):
             return "virtqueue \(queue): descriptor chain at head \(head): \(error)"
+        case let .snapshot(reason):
+            return "snapshot: \(reason)"
         case let .activationFailed(reason):
             return "device activation failed: \(reason)"
         }

@@ -30,9 +30,9 @@ public final class VirtioMMIODevice: BusDevice {
     public let device: any VirtioDevice
     public let queueCount: Int
 
-    private let memory: GuestMemory
-    private let interrupts: MMIOInterrupts
-    private let lifecycle = Mutex(())
+    let memory: GuestMemory
+    let interrupts: MMIOInterrupts
+    let lifecycle = Mutex(())
     private let logger: Logger
     /// Guest register accesses the transport refused, for rate-limited logging.
     private let refusedAccesses = Atomic<UInt64>(0)

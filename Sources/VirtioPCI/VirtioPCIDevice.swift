@@ -33,9 +33,9 @@ public final class VirtioPCIDevice: PCIDevice {
     /// configuration changes and one to each queue).
     public let msixCapability: MSIXCapability
 
-    private let memory: GuestMemory
-    private let interrupts: TransportInterrupts
-    private let lifecycle = Mutex(())
+    let memory: GuestMemory
+    let interrupts: TransportInterrupts
+    let lifecycle = Mutex(())
     private let logger: Logger
     /// Guest register accesses the transport refused, for rate-limited logging.
     private let refusedAccesses = Atomic<UInt64>(0)

@@ -53,15 +53,26 @@ struct HardeningCLITests {
           .enabled(if: hasKVM, "needs /dev/kvm"), arguments: ["timeout", "SIGTERM"])
     func unreadConsoleDoesNotBlockStopping(how: String) throws {
         let image = try Swiftlet.rawImage(Self.spamImage)
-        let unread = Pipe()   // never read: full after 64 KiB
-        // Long enough to fill the pipe and the 64 KiB buffer even on a busy host.
-        let arguments = how == "timeout" ? ["run", "--raw", image, "--timeout", "3"] : ["run", "--raw", image]
+        let unread = Pipe()   // never read
+        // Shrunk to one page (F_SETPIPE_SZ), so that it fills after 4 KiB: the guest writes one byte per VM exit,
+        // which on a loaded nested host can be a few thousand a second. A CI run once stopped after 3 s with the
+        // default 64 KiB pipe not yet full, nothing buffered and so nothing dropped.
+        _ = fcntl(unread.fileHandleForWriting.fileDescriptor, 1031 /* F_SETPIPE_SZ */, 4096)
+        // Long enough to fill the pipe and put bytes in the 64 KiB buffer behind it.
+        let arguments = how == "timeout" ? ["run", "--raw", image, "--timeout", "20"] : ["run", "--raw", image]
         let (process, stderr) = try Self.start(arguments, stdout: unread)
         if how == "SIGTERM" {
-            Thread.sleep(forTimeInterval: 3)
+            // Until the pipe is full (FIONREAD: the bytes in it), then a moment for bytes to pile up behind it.
+            var queued: Int32 = 0
+            for _ in 0..<600 where process.isRunning {
+                _ = ioctl(unread.fileHandleForReading.fileDescriptor, UInt(FIONREAD), &queued)
+                if queued >= 4096 { break }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            Thread.sleep(forTimeInterval: 1)
             kill(process.processIdentifier, SIGTERM)
         }
-        guard Self.waitForExit(process, seconds: 15, "swiftlet with an unread console") else { return }
+        guard Self.waitForExit(process, seconds: 45, "swiftlet with an unread console") else { return }
         #expect(process.terminationStatus == (how == "timeout" ? 124 : 143))
         let log = Self.text(stderr)
         #expect(log.contains("console output dropped"), "stderr was: \(log)")

@@ -237,6 +237,22 @@ struct NetDeviceTests {
         #expect(try VirtioNetHeader(parsing: net.receive.contents(of: first[0].buffer)).numBuffers == 3)
     }
 
+    /// A snapshot taken while the device holds receive chains for a frame that did not fit gives them back to the
+    /// ring (nextAvailable moved back over them), so the restored device pops them again and none is lost.
+    @Test func aSnapshotGivesHeldReceiveChainsBackToTheRing() throws {
+        let net = try NetHarness(mergeable: true)
+        for _ in 0..<2 { try net.postReceiveBuffer(100) }
+        #expect(!net.device.deliver(frame: netPacket(length: 238)[...]))  // both popped and held
+        let saved = try #require(net.device.snapshotQueues())
+        #expect(saved.count == 2)
+        #expect(saved[NetDevice.receiveQueueIndex]?.nextAvailable == 0)
+        #expect(saved[NetDevice.transmitQueueIndex]?.nextAvailable == 0)
+
+        // A device that cannot be saved says so: a reset one runs no queue.
+        net.device.reset()
+        #expect(net.device.snapshotQueues()?.allSatisfy { $0 == nil } == true)
+    }
+
     @Test func withoutMergeableBuffersAFrameLargerThanTheBufferIsDroppedAndTheBufferKept() throws {
         let net = try NetHarness()
         let (head, _) = try net.postReceiveBuffer(100)

@@ -144,8 +144,8 @@ public final class MSIXVectors: Sendable {
     }
 
     public let vectorCount: Int
-    private let routing: any MSIXRouting
-    private let state: Mutex<State>
+    let routing: any MSIXRouting
+    let state: Mutex<State>
 
     public init(vectorCount: Int, routing: any MSIXRouting) {
         precondition((1...2048).contains(vectorCount), "MSI-X supports 1 to 2048 vectors")

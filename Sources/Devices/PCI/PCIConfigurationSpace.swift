@@ -84,6 +84,23 @@ public struct PCIConfigurationSpace: Sendable, Equatable {
         return true
     }
 
+    // MARK: - Snapshots
+
+    /// Every register byte as the guest reads it, for a snapshot.
+    public var registerBytes: [UInt8] { bytes }
+
+    /// Restores a snapshot's register bytes, but only where the guest could have written them: identity,
+    /// capability layout, BAR sizes and flags stay what this function's code built, so a forged snapshot can set
+    /// no more than a guest could. Returns false (changing nothing) when the size differs.
+    @discardableResult
+    public mutating func restoreGuestWritableBits(from saved: [UInt8]) -> Bool {
+        guard saved.count == size else { return false }
+        for position in 0..<size {
+            bytes[position] = (bytes[position] & ~writable[position]) | (saved[position] & writable[position])
+        }
+        return true
+    }
+
     private func isWellFormed(offset: Int, width: Int) -> Bool {
         guard width == 1 || width == 2 || width == 4 else { return false }
         guard offset >= 0, offset % width == 0 else { return false }

@@ -150,16 +150,32 @@ public final class PCIRoot: Sendable {
             let touchesCommand = offset < PCIRegister.command + 2 && PCIRegister.command < offset + width
             let touchesBARs = offset < PCIRegister.bar(6) && PCIRegister.bar0 < offset + width
             guard touchesCommand || touchesBARs else { return }
-            let decoded = function.device.decodedBARs
-            guard decoded != function.decoded else { return }
-            let changes = Self.changes(at: address, from: function.decoded, to: decoded)
-            function.decoded = decoded
-            state.functions[address.deviceFunction] = function
-            rebuildMappings(state)
-            for change in changes {
-                logger.debug("PCI BAR change", metadata: ["change": "\(change)"])
-                onBARChange?(change)
-            }
+            updateDecoding(of: &function, in: &state)
+        }
+    }
+
+    /// Reads the function's decoded BARs again; when they changed, rebuilds the lookup table and reports each
+    /// change. Runs with the configuration lock held.
+    private func updateDecoding(of function: inout Attached, in state: inout ConfigurationState) {
+        let decoded = function.device.decodedBARs
+        guard decoded != function.decoded else { return }
+        let changes = Self.changes(at: function.address, from: function.decoded, to: decoded)
+        function.decoded = decoded
+        state.functions[function.address.deviceFunction] = function
+        rebuildMappings(state)
+        for change in changes {
+            logger.debug("PCI BAR change", metadata: ["change": "\(change)"])
+            onBARChange?(change)
+        }
+    }
+
+    /// The function at `address` changed its registers other than through a configuration write (a snapshot
+    /// restored them): its decoded BARs are read again and every change reported through `onBARChange`, as after a
+    /// guest's write.
+    public func refreshDecoding(at address: PCIAddress) {
+        configuration.withLock { state in
+            guard address.bus == 0, var function = state.functions[address.deviceFunction] else { return }
+            updateDecoding(of: &function, in: &state)
         }
     }
 

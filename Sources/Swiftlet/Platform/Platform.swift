@@ -29,6 +29,8 @@ enum Platform {
         /// Socket files the devices' listeners created, removed when the machine stops.
         let socketFiles: [OwnedSocketFile]
         let registry: DeviceRegistry
+        /// The virtio devices and their transports, in attach order (snapshots).
+        let virtioTransports: [VirtioTransportHandle]
     }
 
     static func acpiConfiguration(vcpuCount: Int) -> ACPIConfiguration {
@@ -90,7 +92,8 @@ enum Platform {
             let registry = DeviceRegistry(serial: serial, i8042: i8042, drives: attached.drives,
                                           networkInterfaces: attached.networkInterfaces, vsock: attached.vsock)
             return Attached(serial: serial, consoleOutput: output, virtioConsole: virtioConsole, portBus: ports, mmioBus: mmio, pci: pci,
-                            socketFiles: virtioPlatform.socketFiles.withLock { $0 }, registry: registry)
+                            socketFiles: virtioPlatform.socketFiles.withLock { $0 }, registry: registry,
+                            virtioTransports: virtioPlatform.handles.withLock { $0 })
         } catch let error as MachineError {
             throw error
         } catch {

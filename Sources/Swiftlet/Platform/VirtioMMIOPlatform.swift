@@ -66,12 +66,15 @@ enum VirtioMMIOPlatform {
 
     /// Puts each device behind a virtio-mmio transport in its slot: on the MMIO bus, its interrupt line, and its
     /// queue notifications as ioeventfds that the device event loop answers.
+    /// Returns the transports in device order.
+    @discardableResult
     static func attach(_ devices: [any VirtioDevice], to mmio: inout MMIOBus, vm: VirtualMachine, memory: GuestMemory,
-                       eventLoop: DeviceEventLoop) throws(MachineError) {
+                       eventLoop: DeviceEventLoop) throws(MachineError) -> [VirtioMMIODevice] {
         guard devices.count <= maximumDevices else {
             throw .configuration(.tooManyDevices(devices.count, maximum: maximumDevices,
                                                  reason: "one virtio-mmio window and interrupt each"))
         }
+        var transports: [VirtioMMIODevice] = []
         for (device, slot) in zip(devices, slots(count: devices.count)) {
             let transport = VirtioMMIODevice(device: device, memory: memory, interruptLine: KVMInterruptLine(vm: vm, gsi: slot.gsi),
                                              logger: Logger(label: "swiftlet.virtio-mmio"))
@@ -87,6 +90,8 @@ enum VirtioMMIOPlatform {
             } catch {
                 throw .device("virtio-mmio \(device.deviceType) at 0x\(String(slot.base, radix: 16)): \(error)")
             }
+            transports.append(transport)
         }
+        return transports
     }
 }

@@ -28,6 +28,8 @@ final class VirtioPlatform: Sendable {
     private let logger: Logger
     /// Socket files our listeners created (vsock, `--net socket=...,listen`), removed when the machine stops.
     let socketFiles = Mutex<[OwnedSocketFile]>([])
+    /// Every virtio device with its transport, in attach order (snapshots).
+    let handles = Mutex<[VirtioTransportHandle]>([])
     /// The devices attached, by control-plane id, for the machine's `DeviceRegistry`.
     let attached = Mutex<(drives: [DeviceRegistry.Drive], networkInterfaces: [DeviceRegistry.NetworkInterface], vsock: VsockDevice?)>(([], [], nil))
 
@@ -51,7 +53,9 @@ final class VirtioPlatform: Sendable {
             let devices = try makeDevices(disks: disks, networks: networks, console: console, vsock: vsock, eventLoop: eventLoop)
             switch transport {
             case .pci: try attachPCI(devices, to: root, memory: memory, router: router, eventLoop: eventLoop)
-            case .mmio: try VirtioMMIOPlatform.attach(devices, to: &mmio, vm: vm, memory: memory, eventLoop: eventLoop)
+            case .mmio:
+                let transports = try VirtioMMIOPlatform.attach(devices, to: &mmio, vm: vm, memory: memory, eventLoop: eventLoop)
+                handles.withLock { $0 = transports.map { .mmio($0) } }
             }
         } catch {
             removeSocketFiles()
@@ -124,6 +128,7 @@ final class VirtioPlatform: Sendable {
                     notifiers.append(notifier)
                 }
                 transports.withLock { $0[address] = Transport(address: address, device: transport, notifiers: notifiers) }
+                handles.withLock { $0.append(.pci(transport, address)) }
                 try root.attach(transport, at: address)
             } catch {
                 throw .device("virtio \(device.deviceType) at \(address): \(error)")

@@ -33,6 +33,10 @@ public final class Machine: Sendable {
     /// The guest's console output on its way to `consoleOutput` (started and drained by the lifecycle).
     let consoleOutput: ConsoleOutput
     let virtioConsole: ConsoleDevice?
+    /// The PCI root bus (a restore asks it to re-read the functions' BARs).
+    let pciRoot: PCIRoot
+    /// The virtio devices with their transports, in attach order (snapshots).
+    let virtioTransports: [VirtioTransportHandle]
     /// Socket files our listeners created (vsock, `--net socket=...,listen`): removed once the machine stops, as
     /// the CLI exits without tearing the machine down.
     let socketFiles: [OwnedSocketFile]
@@ -146,6 +150,8 @@ public final class Machine: Sendable {
         serial = platform.serial
         self.consoleOutput = platform.consoleOutput
         virtioConsole = platform.virtioConsole
+        pciRoot = platform.pci
+        virtioTransports = platform.virtioTransports
         socketFiles = platform.socketFiles
         portBus = platform.portBus
         mmioBus = platform.mmioBus

@@ -8,6 +8,7 @@ import GuestMemory
 import KVM
 import Logging
 import SystemPackage
+import Virtio
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -35,14 +36,28 @@ extension Machine {
     /// written under temporary names and renamed into place, memory first, so a directory never holds a state
     /// file that points at a half-written memory file, and files a running restore maps are never written into.
     ///
-    /// The machine stays paused; `resume()` lets it go on. Machines with virtio devices (every Linux guest has
-    /// at least virtio-rng) are refused for now: their transport and queue state is not saved yet.
+    /// The machine stays paused; `resume()` lets it go on. Every virtio device is saved with its transport (PCI
+    /// configuration space and MSI-X table, or the virtio-mmio registers) and its queues' positions; a device model
+    /// that cannot be saved refuses the save (`SnapshotError.unsupported`) before anything is written.
     @discardableResult
     public func saveSnapshot(to directory: String) throws(SnapshotError) -> SnapshotSummary {
         try lifecycle.transition.withLock { _ throws(SnapshotError) -> SnapshotSummary in
             let current = state
             guard current == .paused else { throw .notPaused(current) }
-            try refuseUnsupportedDevices()
+            // Devices first: a model that cannot be saved refuses the whole save before anything is written.
+            var virtioSections: [VirtioSection] = []
+            for handle in virtioTransports {
+                do throws(VirtioError) {
+                    switch handle {
+                    case let .pci(transport, _):
+                        virtioSections.append(VirtioSection(deviceType: transport.device.deviceType.rawValue, pci: try transport.snapshot()))
+                    case let .mmio(transport):
+                        virtioSections.append(VirtioSection(deviceType: transport.device.deviceType.rawValue, mmio: try transport.snapshot()))
+                    }
+                } catch {
+                    throw .unsupported(error.description)
+                }
+            }
             if mkdir(directory, 0o755) != 0, errno != EEXIST {
                 throw .writeFailed(path: directory, reason: "mkdir: \(Errno(rawValue: errno))")
             }
@@ -99,7 +114,8 @@ extension Machine {
                 payloadPath: configuration.payload.path, rawImageMode: configuration.payload.rawMode,
                 vcpuCount: configuration.vcpuCount, memoryBytes: configuration.memory.bytes,
                 console: configuration.console.rawValue, inKernelIRQChip: inKernelIRQChip,
-                savedAtUnixNanoseconds: savedAt, hostRefused: refused)
+                savedAtUnixNanoseconds: savedAt, hostRefused: refused,
+                configuration: configuration.payload.isLinux ? configuration : nil)
             file.sections.append(.init(name: SnapshotSection.machine, payload: SnapshotSection.encode(machineSection)))
             file.sections.append(.init(name: SnapshotSection.memory, payload: SnapshotSection.encode(
                 MemorySection(file: Self.snapshotMemoryFile, pageSize: MemoryRegion.pageSize, fileSize: written.fileSize,
@@ -112,6 +128,9 @@ extension Machine {
             file.sections.append(.init(name: SnapshotSection.i8042, payload: SnapshotSection.encode(devices.i8042.saveState())))
             if let rtc {
                 file.sections.append(.init(name: SnapshotSection.rtc, payload: SnapshotSection.encode(rtc.saveState())))
+            }
+            for (index, section) in virtioSections.enumerated() {
+                file.sections.append(.init(name: SnapshotSection.virtio(index), payload: SnapshotSection.encode(section)))
             }
 
             guard rename(memoryPath + ".partial", memoryPath) == 0 else {
@@ -135,20 +154,31 @@ extension Machine {
     /// The new machine is `.stopped` and has never run: call `start()` (not `resume()`) and the guest continues
     /// from the instruction where it was paused. `consoleOutput` receives what it prints from then on.
     ///
-    /// `advanceGuestClock`: set the kvm-clock forward by the wall-clock time since the save, so a guest's `date`
+    /// `advanceGuestClock`: set the kvm-clock and the TSC forward by the wall-clock time since the save, so a guest's `date`
     /// is right after a restore hours later (a guest using kvm-clock sees time jump, as after a host suspend).
     /// Off by default: the guest's clock then continues from the saved value, as if no time had passed.
+    ///
+    /// `overrides`: host endpoints that differ from the saved configuration (a TAP or socket per network interface,
+    /// the vsock socket path), so clones of one snapshot can run side by side; `overrides.advanceGuestClock` is
+    /// the same as `advanceGuestClock`.
     public convenience init(restoringFrom directory: String, timeline: BootTimeline = BootTimeline(),
                             logger: Logger = Logger(label: "swiftlet"), consoleOutput: Int32 = STDOUT_FILENO,
-                            metrics: MetricsRegistry = .shared, advanceGuestClock: Bool = false) throws(SnapshotError) {
-        let snapshot = try RestoredSnapshot.load(directory: directory)
+                            metrics: MetricsRegistry = .shared, advanceGuestClock: Bool = false,
+                            overrides: SnapshotOverrides = SnapshotOverrides()) throws(SnapshotError) {
+        let snapshot = try RestoredSnapshot.load(directory: directory, overrides: overrides)
         do {
             try self.init(configuration: snapshot.configuration, timeline: timeline, logger: logger, consoleOutput: consoleOutput,
                           metrics: metrics, restoring: snapshot)
         } catch {
             throw .machine(error.description)
         }
-        try applySnapshot(snapshot, advanceGuestClock: advanceGuestClock)
+        do {
+            try applySnapshot(snapshot, advanceGuestClock: advanceGuestClock || overrides.advanceGuestClock)
+        } catch {
+            // The machine never ran; its socket files (vsock, listening network sockets) must not outlive it.
+            for file in socketFiles { file.remove() }
+            throw error
+        }
     }
 
     /// Gives the freshly built machine its saved state: VM irqchip and PIT first, then every vCPU (its LAPIC
@@ -164,7 +194,17 @@ extension Machine {
         } catch {
             throw .kvm(operation: "restore the interrupt controllers", error)
         }
-        for (vcpu, state) in zip(vcpus, snapshot.vcpus) {
+        // The time spent saved, when the guest's clock is to be moved on by it.
+        var advance: UInt64 = 0
+        if advanceGuestClock {
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            let nowNanoseconds = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+            // A host clock set backwards since the save gives no advance, never a negative one.
+            advance = nowNanoseconds > snapshot.savedAtUnixNanoseconds ? nowNanoseconds - snapshot.savedAtUnixNanoseconds : 0
+        }
+        for (vcpu, saved) in zip(vcpus, snapshot.vcpus) {
+            let state = advance > 0 ? Self.advancingTSC(of: saved, byNanoseconds: advance) : saved
             do throws(KVMError) {
                 for line in try vcpu.restoreState(state) { logger.info("restore: vCPU \(vcpu.id): the host refused \(line)") }
             } catch {
@@ -172,29 +212,55 @@ extension Machine {
             }
         }
         if let clock = snapshot.clock {
-            var advance: UInt64 = 0
-            if advanceGuestClock {
-                var now = timespec()
-                clock_gettime(CLOCK_REALTIME, &now)
-                let nowNanoseconds = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
-                // A host clock set backwards since the save gives no advance, never a negative one.
-                advance = nowNanoseconds > snapshot.savedAtUnixNanoseconds ? nowNanoseconds - snapshot.savedAtUnixNanoseconds : 0
-            }
             do throws(KVMError) { try vm.setClock(clock, advancedBy: advance) } catch { logger.info("restore: the host refused KVM_SET_CLOCK: \(error)") }
         }
         serial.restoreState(snapshot.serial)
         devices.i8042.restoreState(snapshot.i8042)
         if let state = snapshot.rtc { rtc?.restoreState(state) }
+        try restoreVirtioDevices(snapshot.virtio, statePath: snapshot.statePath)
     }
 
-    private func refuseUnsupportedDevices() throws(SnapshotError) {
-        guard !configuration.payload.isLinux else {
-            var devices = ["virtio-rng"]
-            if configuration.console == .virtio { devices.append("virtio-console") }
-            devices += configuration.disks.indices.map { "virtio-blk \($0)" }
-            devices += configuration.networks.indices.map { "virtio-net \($0)" }
-            if configuration.vsock != nil { devices.append("virtio-vsock") }
-            throw .unsupported("it has virtio devices (\(devices.joined(separator: ", "))), whose state snapshots do not carry yet")
+    /// The vCPU state with its time-stamp counter (IA32_TSC, MSR 0x10) moved on by `nanoseconds` at its saved
+    /// frequency. A Linux guest on a host with an invariant TSC keeps time with the TSC rather than the kvm-clock
+    /// (kvmclock lowers its own rating then), so moving only the kvm-clock would leave its `date` behind; moving
+    /// both keeps the two clocks in step. Without a saved frequency the TSC is left as saved.
+    static func advancingTSC(of state: VCPUState, byNanoseconds nanoseconds: UInt64) -> VCPUState {
+        guard let kHz = state.tscKHz, kHz > 0, let index = state.msrs.firstIndex(where: { $0.index == 0x10 }) else { return state }
+        // ticks = ns * kHz / 10^6, in two parts so that years of nanoseconds do not overflow.
+        let (whole, overflow) = (nanoseconds / 1_000_000).multipliedReportingOverflow(by: UInt64(kHz))
+        guard !overflow else { return state }
+        var advanced = state
+        advanced.msrs[index].value &+= whole + nanoseconds % 1_000_000 * UInt64(kHz) / 1_000_000
+        return advanced
+    }
+
+    /// Gives each virtio device, built afresh in the saved order, its transport's and queues' state; devices the
+    /// driver had running are activated with their saved queues, and the PCI root re-reads the functions' BARs
+    /// (which registers the queue-notify ioeventfds at them).
+    private func restoreVirtioDevices(_ sections: [VirtioSection], statePath: String) throws(SnapshotError) {
+        guard sections.count == virtioTransports.count else {
+            throw .invalidSection(path: statePath, name: SnapshotSection.virtio(0),
+                                  reason: "\(sections.count) virtio devices saved, the configuration builds \(virtioTransports.count)")
+        }
+        for (index, (section, handle)) in zip(sections, virtioTransports).enumerated() {
+            let name = SnapshotSection.virtio(index)
+            guard section.deviceType == handle.device.deviceType.rawValue else {
+                throw .invalidSection(path: statePath, name: name, reason: "it is a device of type \(section.deviceType), "
+                                      + "the configuration builds virtio-\(handle.device.deviceType) there")
+            }
+            do throws(VirtioError) {
+                switch handle {
+                case let .pci(transport, address):
+                    guard let saved = section.pci else { throw .snapshot("it has no virtio-pci state (was it saved with another transport?)") }
+                    try transport.restore(saved)
+                    pciRoot.refreshDecoding(at: address)
+                case let .mmio(transport):
+                    guard let saved = section.mmio else { throw .snapshot("it has no virtio-mmio state (was it saved with another transport?)") }
+                    try transport.restore(saved)
+                }
+            } catch {
+                throw .invalidSection(path: statePath, name: name, reason: error.description)
+            }
         }
     }
 

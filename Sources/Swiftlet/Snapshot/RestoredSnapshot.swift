@@ -35,6 +35,8 @@ struct RestoredSnapshot {
     let serial: Serial8250.State
     let i8042: I8042.State
     let rtc: CMOSRTC.State?
+    /// The virtio devices' sections, in attach order (empty for raw images).
+    let virtio: [VirtioSection]
     /// What the host refused when the snapshot was saved.
     let hostRefused: [String]
     let memoryBytesWritten: UInt64
@@ -57,7 +59,7 @@ struct RestoredSnapshot {
     /// The largest RAM a snapshot may declare (1 TiB): a bound on an untrusted number, far above any guest here.
     static let maximumMemoryBytes: UInt64 = 1 << 40
 
-    static func load(directory: String) throws(SnapshotError) -> RestoredSnapshot {
+    static func load(directory: String, overrides: SnapshotOverrides = SnapshotOverrides()) throws(SnapshotError) -> RestoredSnapshot {
         let statePath = directory + "/" + Machine.snapshotStateFile
         let file = try SnapshotFile.read(path: statePath)
         func invalid(_ name: String, _ reason: String) -> SnapshotError { .invalidSection(path: statePath, name: name, reason: reason) }
@@ -69,17 +71,34 @@ struct RestoredSnapshot {
         guard machine.memoryBytes > 0, machine.memoryBytes <= maximumMemoryBytes, machine.memoryBytes % MemoryRegion.pageSize == 0 else {
             throw invalid(SnapshotSection.machine, "memory size \(machine.memoryBytes) is not a whole number of pages up to 1 TiB")
         }
-        guard machine.payloadKind == .rawImage, let modeName = machine.rawImageMode, let mode = RawImagePayload.Mode(rawValue: modeName) else {
-            throw machine.payloadKind == .linux
-                ? .unsupported("\(statePath) is of a Linux guest; restoring virtio devices is not supported yet")
-                : invalid(SnapshotSection.machine, "raw image mode \(machine.rawImageMode ?? "(none)") is unknown")
-        }
-        guard let console = MachineConfiguration.Console(rawValue: machine.console) else {
-            throw invalid(SnapshotSection.machine, "console \(machine.console) is unknown")
-        }
-        let configuration = MachineConfiguration(payload: .rawImage(RawImagePayload(path: machine.payloadPath, mode: mode)),
+        let configuration: MachineConfiguration
+        switch machine.payloadKind {
+        case .rawImage:
+            guard let modeName = machine.rawImageMode, let mode = RawImagePayload.Mode(rawValue: modeName) else {
+                throw invalid(SnapshotSection.machine, "raw image mode \(machine.rawImageMode ?? "(none)") is unknown")
+            }
+            guard let console = MachineConfiguration.Console(rawValue: machine.console) else {
+                throw invalid(SnapshotSection.machine, "console \(machine.console) is unknown")
+            }
+            guard overrides.networks.isEmpty, overrides.vsockSocketPath == nil else {
+                throw .unsupported("\(statePath) is of a raw-image machine, which has no network interfaces or vsock to override")
+            }
+            configuration = MachineConfiguration(payload: .rawImage(RawImagePayload(path: machine.payloadPath, mode: mode)),
                                                  vcpuCount: machine.vcpuCount, memory: MemorySize(bytes: machine.memoryBytes),
                                                  console: console)
+        case .linux:
+            guard var saved = machine.configuration, case .linux = saved.payload else {
+                throw invalid(SnapshotSection.machine, "a Linux guest's snapshot without its configuration")
+            }
+            guard saved.vcpuCount == machine.vcpuCount, saved.memory.bytes == machine.memoryBytes, machine.inKernelIRQChip else {
+                throw invalid(SnapshotSection.machine, "the configuration does not match the machine's vCPU count, memory or irqchip")
+            }
+            try apply(overrides, to: &saved, statePath: statePath)
+            // The same checks a new machine's configuration gets (disks, networks, vsock, device count); the
+            // files and host devices it names are opened when the machine is built.
+            do { try saved.validate() } catch { throw invalid(SnapshotSection.machine, "the saved configuration: \(error)") }
+            configuration = saved
+        }
 
         // Memory: the layout must be the one Machine.init builds for this size, regions back to back in the file.
         let memory = try SnapshotSection.decode(MemorySection.self, SnapshotSection.memory, from: file, path: statePath)
@@ -134,10 +153,38 @@ struct RestoredSnapshot {
         let rtc = file.section(named: SnapshotSection.rtc) == nil
             ? nil : try SnapshotSection.decode(CMOSRTC.State.self, SnapshotSection.rtc, from: file, path: statePath)
 
+        // Virtio devices: one section each, numbered from 0, as many as the configuration builds.
+        var virtio: [VirtioSection] = []
+        if case .linux = configuration.payload {
+            for index in 0..<configuration.virtioDeviceCount {
+                virtio.append(try SnapshotSection.decode(VirtioSection.self, SnapshotSection.virtio(index), from: file, path: statePath))
+            }
+            guard file.section(named: SnapshotSection.virtio(configuration.virtioDeviceCount)) == nil else {
+                throw invalid(SnapshotSection.virtio(configuration.virtioDeviceCount), "more virtio devices than the configuration has")
+            }
+        }
+
         return RestoredSnapshot(directory: directory, statePath: statePath, memoryPath: memoryPath, configuration: configuration,
                                 inKernelIRQChip: machine.inKernelIRQChip, vcpus: vcpus, irqchips: irqchips,
                                 pit: machine.inKernelIRQChip ? try blob(vm.pit, "PIT") : nil, clock: try blob(vm.clock, "clock"),
-                                serial: serial, i8042: i8042, rtc: rtc, hostRefused: machine.hostRefused,
+                                serial: serial, i8042: i8042, rtc: rtc, virtio: virtio, hostRefused: machine.hostRefused,
                                 memoryBytesWritten: memory.bytesWritten, savedAtUnixNanoseconds: machine.savedAtUnixNanoseconds)
+    }
+
+    /// Swaps the host endpoints a restore was told to (`SnapshotOverrides`); the guest-visible parts (MACs, the
+    /// CID) stay the saved ones. An override naming an interface the snapshot does not have is refused.
+    static func apply(_ overrides: SnapshotOverrides, to configuration: inout MachineConfiguration, statePath: String) throws(SnapshotError) {
+        for network in overrides.networks {
+            let ids = configuration.networks.enumerated().map { $1.id ?? "net\($0)" }
+            guard let index = ids.firstIndex(of: network.interfaceID) else {
+                throw .unsupported("network override for \"\(network.interfaceID)\": \(statePath) has "
+                                   + (ids.isEmpty ? "no network interfaces" : "interfaces \(ids.joined(separator: ", "))"))
+            }
+            configuration.networks[index].backend = network.backend
+        }
+        if let path = overrides.vsockSocketPath {
+            guard configuration.vsock != nil else { throw .unsupported("vsock override: \(statePath) has no vsock device") }
+            configuration.vsock?.socketPath = path
+        }
     }
 }

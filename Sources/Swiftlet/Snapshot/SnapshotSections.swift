@@ -6,6 +6,9 @@ import Foundation
 import Devices
 import GuestMemory
 import KVM
+import Virtio
+import VirtioMMIO
+import VirtioPCI
 
 /// The sections of a state file, each a Codable value serialized as JSON (docs/snapshots.md lists them).
 /// Kernel state structs travel as base64 of their bytes (`KVMStateBlob`), checked against this host's struct
@@ -18,6 +21,8 @@ enum SnapshotSection {
     static let serial = "device.serial"
     static let i8042 = "device.i8042"
     static let rtc = "device.rtc"
+    /// The virtio devices, numbered in attach order (rng, console, vsock, networks, disks).
+    static func virtio(_ index: Int) -> String { "device.virtio.\(index)" }
 
     static func encode<T: Encodable>(_ value: T) -> [UInt8] {
         let encoder = JSONEncoder()
@@ -53,6 +58,18 @@ struct MachineSection: Codable, Equatable {
     var savedAtUnixNanoseconds: UInt64
     /// Every piece of state the host refused to give, vCPU and VM alike, as "vCPU 0: KVM_GET_XSAVE failed: ...".
     var hostRefused: [String]
+    /// A Linux guest's whole configuration (disks, networks, vsock, console, transport), which a restore builds the
+    /// same devices from; nil for raw images, which the fields above describe.
+    var configuration: MachineConfiguration?
+}
+
+/// `device.virtio.N`: one virtio device and its transport.
+struct VirtioSection: Codable, Equatable {
+    /// The virtio device ID (1 net, 2 block, 3 console, 4 rng, 19 vsock): a restore checks it against the device
+    /// it built in that position.
+    var deviceType: UInt32
+    var pci: VirtioPCISnapshot?
+    var mmio: VirtioMMIOSnapshot?
 }
 
 /// `memory`: how the memory file maps onto guest-physical addresses.

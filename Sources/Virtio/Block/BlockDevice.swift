@@ -114,6 +114,12 @@ public final class BlockDevice: VirtioDevice {
         }
     }
 
+    /// Requests are served to completion on the event loop's thread, which a pause parks between rounds: none is
+    /// in flight when this runs.
+    public func snapshotQueues() -> [QueueConfiguration?]? {
+        [running.withLock { $0?.queue.configuration }]
+    }
+
     public func reset() {
         running.withLock { $0 = nil }
     }

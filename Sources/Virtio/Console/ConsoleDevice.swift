@@ -108,6 +108,11 @@ public final class ConsoleDevice: VirtioDevice {
     }
 
     /// Drops both queues. Host input not yet delivered stays queued for the next activation.
+    /// Host input not yet delivered to the guest is not saved (a restored console starts with none).
+    public func snapshotQueues() -> [QueueConfiguration?]? {
+        [receive.withLock { $0.running?.queue.configuration }, transmit.withLock { $0?.queue.configuration }]
+    }
+
     public func reset() {
         transmit.withLock { $0 = nil }
         receive.withLock { $0.running = nil }

@@ -184,6 +184,18 @@ public final class NetDevice: VirtioDevice {
     }
 
     /// Drops both queues and any held receive chains (the driver forgets them at reset anyway).
+    /// Receive chains held for a frame that did not fit yet are the last ones popped, in ring order: moving
+    /// `nextAvailable` back over them gives them back to the ring, and the restored device pops them again.
+    public func snapshotQueues() -> [QueueConfiguration?]? {
+        let receiveQueue = receive.withLock { side -> QueueConfiguration? in
+            guard let running = side.running else { return nil }
+            var configuration = running.queue.configuration
+            configuration.nextAvailable &-= UInt16(truncatingIfNeeded: running.held.count)
+            return configuration
+        }
+        return [receiveQueue, transmit.withLock { $0.running?.queue.configuration }]
+    }
+
     public func reset() {
         link.withLock { $0.interrupt = nil }
         transmit.withLock { $0.running = nil }

@@ -49,6 +49,10 @@ public final class EntropyDevice: VirtioDevice {
         running.withLock { $0 = Running(queue: queue, interrupt: activation.interrupt) }
     }
 
+    public func snapshotQueues() -> [QueueConfiguration?]? {
+        [running.withLock { $0?.queue.configuration }]
+    }
+
     public func reset() {
         running.withLock { $0 = nil }
     }

@@ -6,8 +6,8 @@
 //   4 KiB payload buffer); the device writes one packet — header and payload — into each.
 // - 1, tx: driver → device. Each chain's readable bytes are one packet; the device takes it and returns the
 //   chain with used length 0.
-// - 2, event: the driver posts buffers for transport events. The only event, TRANSPORT_RESET, follows a
-//   migration, which Swiftlet does not do, so the device leaves those buffers alone.
+// - 2, event: the driver posts buffers for transport events. The only event, TRANSPORT_RESET, is sent once after
+//   a snapshot restore (`didRestore`): the restored VMM has none of the host connections the guest had.
 //
 // The protocol (connections, credit, the host's CONNECT handshake) is `VsockMuxer`'s; this file moves packets
 // between it and the queues, and tells the VMM's event loop what to wait for: `hostInterest()` names the host
@@ -73,6 +73,8 @@ public final class VsockDevice: VirtioDevice {
     private struct Running {
         var receive: Queue
         var transmit: Queue
+        /// The event queue, used only after a restore (TRANSPORT_RESET); nil when the driver did not enable it.
+        var event: Queue?
         let interrupt: any VirtioInterrupt
         /// An rx chain popped when the muxer then had nothing to send; used first next time.
         var heldReceiveChain: DescriptorChain?
@@ -149,12 +151,49 @@ public final class VsockDevice: VirtioDevice {
             throw VirtioError.activationFailed("virtio-vsock: the driver did not enable both rx and tx")
         }
         let handler = state.withLock { state in
-            state.running = Running(receive: receive, transmit: transmit, interrupt: activation.interrupt)
+            state.running = Running(receive: receive, transmit: transmit, event: queues[VirtioVsock.eventQueue],
+                                    interrupt: activation.interrupt)
             // Linux posts its rx buffers before DRIVER_OK and kicks only then; look at them now.
             fillReceive(&state)
             return state.onInterestChanged
         }
         handler?()
+    }
+
+    /// The held rx chain is the last one popped: moving `nextAvailable` back over it gives it back to the ring.
+    /// Connections are not saved: a restore starts with none and tells the driver so (`didRestore`).
+    public func snapshotQueues() -> [QueueConfiguration?]? {
+        state.withLock { state in
+            guard let running = state.running else { return [nil, nil, nil] }
+            var receive = running.receive.configuration
+            if running.heldReceiveChain != nil { receive.nextAvailable &-= 1 }
+            return [receive, running.transmit.configuration, running.event?.configuration]
+        }
+    }
+
+    /// The host side of every connection the guest had is gone (the restored VMM is a new process), so the
+    /// driver gets VIRTIO_VSOCK_EVENT_TRANSPORT_RESET (§5.10.6.6), as after a migration: Linux then resets every
+    /// socket and re-reads the guest CID, and new connections work. Without an event buffer the driver is not
+    /// told; its old connections are answered with RST when they next send.
+    public func didRestore() {
+        state.withLock { state in
+            guard var running = state.running, var event = running.event else { return }
+            do {
+                guard let chain = try event.popAvailable() else {
+                    logger.warning("virtio-vsock: no event buffer for TRANSPORT_RESET after the restore")
+                    return
+                }
+                var writer = chain.writer()
+                // struct virtio_vsock_event { le32 id; }; a buffer too small for it gets what fits (nothing).
+                try? writer.writeInteger(VirtioVsock.transportResetEvent)
+                try event.addUsed(head: chain.head, length: UInt32(writer.bytesWritten))
+                if event.needsNotification() { running.interrupt.signalUsedBuffers(queue: VirtioVsock.eventQueue) }
+            } catch {
+                logger.warning("virtio-vsock: TRANSPORT_RESET after the restore failed: \(error)")
+            }
+            running.event = event
+            state.running = running
+        }
     }
 
     /// Drops the queues and every connection: host streams are closed. The driver forgets its sockets on reset

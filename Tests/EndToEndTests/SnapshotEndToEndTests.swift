@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+
+extension TestHostBootTests {
+    /// One test-host boot: the default guest with a disk and a vsock, run with `--api-sock`, counting once a
+    /// second; paused and saved through Firecracker's API (`PATCH /vm`, `PUT /snapshot/create`), then its VMM is
+    /// killed with SIGKILL. A fresh `swiftlet serve` loads the snapshot (`PUT /snapshot/load` with `resume_vm` and a
+    /// `vsock_override`), and the guest goes on where it was: the counter continues from the saved value, the
+    /// console takes typed commands, virtio-rng answers, the sector written before the save is on the disk and one
+    /// written after it reaches the image, and the agent answers over a new vsock connection on the new socket.
+    @Test("snapshot a running Linux guest through the API, kill its VMM, load it in a fresh process: it continues with console, rng, disk and vsock")
+    func snapshotRestoreInFreshProcess() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftlet-snap-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let swiftlet = TestHost.swiftletBinary
+        let kernel = TestHost.guest("vmlinuz"), initrd = TestHost.guest("initramfs.cpio")
+        let script = directory.appendingPathComponent("snapshot.sh").path
+        try """
+            trap '' PIPE
+            at() { echo "at $(cut -d' ' -f1 /proc/uptime) $*"; }
+            # api LABEL SOCKET METHOD PATH [JSON]
+            api() {
+                c=$(curl --unix-socket "$2" -s -m 60 -o /tmp/api-body -w '%{http_code}' -X "$3" -H 'Content-Type: application/json' ${5:+-d "$5"} "http://localhost$4")
+                echo "api[$1] $3 $4 code=$c body=$(tr -d '[:cntrl:]' < /tmp/api-body 2>/dev/null)"
+                rm -f /tmp/api-body
+            }
+            wait_for() { n=0; until grep -q "$3" "$1" || ! kill -0 "$2" 2>/dev/null || [ $n -gt "${4:-900}" ]; do sleep 0.2; n=$((n+1)); done; }
+            wait_socket() { n=0; until [ -S "$1" ] || [ $n -gt 150 ]; do sleep 0.2; n=$((n+1)); done; }
+            truncate -s 16M /tmp/disk.img
+            mkdir -p /tmp/snap
+
+            mkfifo /tmp/in1
+            at boot
+            \(swiftlet) run --memory 256M --kernel \(kernel) --initrd \(initrd) --disk /tmp/disk.img --vsock cid=3,socket=/tmp/v1.sock --api-sock /tmp/a1.sock < /tmp/in1 > /tmp/out1 2>&1 &
+            P1=$!
+            exec 3>/tmp/in1
+            wait_for /tmp/out1 $P1 '~ #'
+            at prompt
+            echo 'echo before-save | dd of=/dev/vda bs=512 count=1 conv=sync,fsync 2>/dev/null; echo wrote-$((1+1))' >&3
+            wait_for /tmp/out1 $P1 'wrote-2'
+            echo 'i=0; while :; do echo "count-$i"; i=$((i+1)); sleep 1; done &' >&3
+            wait_for /tmp/out1 $P1 'count-3'
+            api pause /tmp/a1.sock PATCH /vm '{"state": "Paused"}'
+            at saving
+            api create /tmp/a1.sock PUT /snapshot/create '{"snapshot_type": "Full", "snapshot_path": "/tmp/snap/vm.state", "mem_file_path": "/tmp/snap/vm.mem"}'
+            at saved
+            echo "saved-last=$(grep -o '^count-[0-9]*' /tmp/out1 | tail -n 1)"
+            kill -9 $P1; wait $P1 2>/dev/null
+            exec 3>&-
+            echo "files: $(ls -s /tmp/snap | tr '\\n' ' ')"
+
+            mkfifo /tmp/in2
+            \(swiftlet) serve --api-sock /tmp/a2.sock < /tmp/in2 > /tmp/out2 2>&1 &
+            P2=$!
+            exec 4>/tmp/in2
+            wait_socket /tmp/a2.sock
+            at loading
+            api load /tmp/a2.sock PUT /snapshot/load '{"snapshot_path": "/tmp/snap/vm.state", "mem_backend": {"backend_type": "File", "backend_path": "/tmp/snap/vm.mem"}, "resume_vm": true, "vsock_override": {"uds_path": "/tmp/v2.sock"}}'
+            at loaded
+            wait_for /tmp/out2 $P2 'count-'
+            sleep 3
+            echo "restored-first=$(grep -o '^count-[0-9]*' /tmp/out2 | head -n 1)"
+            echo "restored-last=$(grep -o '^count-[0-9]*' /tmp/out2 | tail -n 1)"
+            api state /tmp/a2.sock GET /
+            echo 'echo typed-$((6*7)); echo rng-bytes-$(head -c 16 /dev/hwrng | wc -c); echo disk-says-$(head -c 11 /dev/vda)' >&4
+            wait_for /tmp/out2 $P2 'disk-says-'
+            echo 'echo after-restore | dd of=/dev/vda bs=512 seek=1 count=1 conv=sync,fsync 2>/dev/null; echo wrote-$((2+2))' >&4
+            wait_for /tmp/out2 $P2 'wrote-4'
+            [ -S /tmp/v2.sock ] && echo "vsock-override-socket=yes"
+            echo "agent=$(\(swiftlet) exec --vsock-socket /tmp/v2.sock vm -- echo agent-ok 2>&1)"
+            echo 'poweroff -f' >&4
+            wait $P2; echo "restored-status=$?"
+            echo "image-sector-1=$(dd if=/tmp/disk.img bs=512 skip=1 count=1 2>/dev/null | head -c 13)"
+            echo "--- first VMM"; tail -n 5 /tmp/out1
+            echo "--- restored VMM"; cat /tmp/out2
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        let result = try TestHost.run(["--file", swiftlet, "--file", TestHost.cache + "/guest", "--file", script, "sh", script],
+                                      timeout: 900)
+        let output = result.output
+        let lines = output.split(separator: "\n").map(String.init)
+        for line in lines where line.hasPrefix("at ") || line.hasPrefix("api[") || line.contains("=") && !line.contains(" ") {
+            print(line)
+        }
+        func value(_ prefix: String) -> String? { lines.first { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) } }
+        func count(_ prefix: String) -> Int? { value(prefix).flatMap { Int($0.dropFirst("count-".count)) } }
+        #expect(result.status == 0, "output:\n\(output)")
+        #expect(lines.contains { $0.hasPrefix("api[pause]") && $0.contains("code=204") }, "output:\n\(output)")
+        #expect(lines.contains { $0.hasPrefix("api[create]") && $0.contains("code=204") }, "output:\n\(output)")
+        #expect(lines.contains { $0.hasPrefix("api[load]") && $0.contains("code=204") }, "output:\n\(output)")
+        #expect(lines.contains { $0.hasPrefix("api[state]") && $0.contains("Running") }, "output:\n\(output)")
+        // The counter goes on from where it was saved: the first number after the restore is the next one (or the
+        // one the guest was about to print), not 0.
+        let savedLast = count("saved-last="), restoredFirst = count("restored-first="), restoredLast = count("restored-last=")
+        #expect(savedLast != nil && restoredFirst != nil && restoredLast != nil, "output:\n\(output)")
+        if let savedLast, let restoredFirst, let restoredLast {
+            #expect(restoredFirst >= savedLast && restoredFirst <= savedLast + 1, "output:\n\(output)")
+            #expect(restoredLast > restoredFirst, "output:\n\(output)")
+        }
+        #expect(lines.contains("typed-42"), "output:\n\(output)")
+        #expect(lines.contains("rng-bytes-16"), "output:\n\(output)")
+        #expect(lines.contains("disk-says-before-save"), "output:\n\(output)")
+        #expect(value("image-sector-1=") == "after-restore", "output:\n\(output)")
+        #expect(value("vsock-override-socket=") == "yes", "output:\n\(output)")
+        #expect(value("agent=") == "agent-ok", "output:\n\(output)")
+        #expect(value("restored-status=") == "0", "output:\n\(output)")
+    }
+}
