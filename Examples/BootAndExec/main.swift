@@ -4,9 +4,9 @@
 //     swift build --product swiftlet-example
 //     .build/debug/swiftlet-example                     # runs `uname -a`
 //     .build/debug/swiftlet-example cat /proc/cpuinfo   # or any command
+//     .build/debug/swiftlet-example --console           # with the guest's console on stderr
 //
 // It needs a /dev/kvm on which a guest's user space runs (real hardware virtualization, or scripts/testhost).
-// SWIFTLET_EXAMPLE_CONSOLE=1 shows the guest's console on stderr.
 import SwiftletKit
 #if canImport(Glibc)
 import Glibc
@@ -33,7 +33,10 @@ func fail(_ message: String) -> Never {
     exit(1)
 }
 
-let command = CommandLine.arguments.count > 1 ? Array(CommandLine.arguments.dropFirst()) : ["uname", "-a"]
+var arguments = Array(CommandLine.arguments.dropFirst())
+let showConsole = arguments.first == "--console"
+if showConsole { arguments.removeFirst() }
+let command = arguments.isEmpty ? ["uname", "-a"] : arguments
 let clock = ContinuousClock()
 
 var configuration: VirtualMachineConfiguration
@@ -44,7 +47,7 @@ do {
 }
 configuration.cpuCount = 1
 configuration.memorySize = 512 << 20
-configuration.console.output = getenv("SWIFTLET_EXAMPLE_CONSOLE") != nil ? .standardError : .discard
+configuration.console.output = showConsole ? .standardError : .discard
 do {
     try configuration.validate()
 } catch {
