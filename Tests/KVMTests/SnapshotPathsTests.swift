@@ -94,17 +94,18 @@ struct SnapshotPathsTests {
         #expect(Self.listing(directory) == ["vm.mem", "vm.snap"], "nothing was written")
     }
 
-    @Test("network and vsock overrides are refused until the restore applies them; the clock advance is taken")
-    func overridesUntilTheLibraryTakesThem() throws {
+    @Test("overrides reach the restore: a raw machine's snapshot refuses network and vsock ones, naming the state file; the clock advance is taken")
+    func overridesReachTheRestore() throws {
         let directory = try SnapshotTests.directory()
         _ = try Self.runAndSave(statePath: directory + "/state", memoryPath: directory + "/memory")
         let console = SnapshotTests.Console()
         for overrides in [SnapshotOverrides(networks: [.init(interfaceID: "net0", backend: .tap(name: "tap0"))]),
                           SnapshotOverrides(vsockSocketPath: "/tmp/v.sock")] {
-            #expect(throws: SnapshotError.self) {
+            let error = #expect(throws: SnapshotError.self) {
                 _ = try Machine(restoringFromState: directory + "/state", memoryPath: directory + "/memory", consoleOutput: console.fd,
                                 overrides: overrides)
             }
+            #expect(error?.description.contains(directory + "/state") == true, "\(String(describing: error))")
         }
         let machine = try Machine(restoringFromState: directory + "/state", memoryPath: directory + "/memory", consoleOutput: console.fd,
                                   overrides: SnapshotOverrides(advanceGuestClock: true))

@@ -74,16 +74,9 @@ extension Machine {
         defer { if let staging { SnapshotFilePaths.removeLinks(in: staging) } }
         let directory = paths.directory ?? staging!
 
-        // ── The one call site to update when `Machine(restoringFrom:overrides:)` lands (issue 10): pass
-        // `overrides` whole and drop this guard. Until then the directory form takes only the clock advance, and
-        // snapshots of machines with network or vsock devices cannot be taken anyway.
-        guard overrides.networks.isEmpty, overrides.vsockSocketPath == nil else {
-            throw .unsupported("network and vsock overrides are not applied by this Swiftlet's restore yet "
-                + "(snapshots of machines with network or vsock devices are not supported yet either)")
-        }
         do throws(SnapshotError) {
             try self.init(restoringFrom: directory, timeline: timeline, logger: logger, consoleOutput: consoleOutput, metrics: metrics,
-                          advanceGuestClock: overrides.advanceGuestClock)
+                          overrides: overrides)
         } catch {
             throw staging.map { paths.naming(error, staging: $0) } ?? error
         }
