@@ -128,9 +128,11 @@ let package = Package(
         // the guest agent. A thin layer over Machine and SwiftletAgentClient (docs/swift-api.md).
         .target(name: "SwiftletKit", dependencies: ["Swiftlet", "SwiftletAgentClient", "AgentCore", "AgentProtocol"]),
         // Examples/BootAndExec: boots the default guest, runs `uname -a` through the agent, stops the VM. A static
-        // executable in release builds, like swiftlet, so it also runs in the test host without the Swift runtime.
+        // executable in release builds, like swiftlet, so it also runs in the test host without the Swift runtime
+        // (the Swiftlet library uses FoundationEssentials, whose archive's own dependencies are named, as for swiftlet).
         .executableTarget(name: "swiftlet-example", dependencies: ["SwiftletKit"], path: "Examples/BootAndExec", linkerSettings: [
-            .unsafeFlags(["-static-executable"], .when(platforms: [.linux], configuration: .release)),
+            .unsafeFlags(["-static-executable", "-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization"],
+                         .when(platforms: [.linux], configuration: .release)),
         ]),
         // scripts/bench's lean runner of raw guests: the library without the CLI's dependencies (docs/performance.md).
         .executableTarget(name: "swiftlet-bench", dependencies: ["Swiftlet"], linkerSettings: [

@@ -142,6 +142,9 @@ public final class VirtualMachine: Sendable {
     /// Builds the machine (reads the kernel and initrd, creates the KVM VM, its memory, devices and vCPUs) and
     /// starts it. Returns once the vCPUs run; the guest then boots on its own.
     public func start() async throws(VirtualMachineError) {
+        // A previous run that has ended but whose monitor has not finished yet: let it finish first, so its last
+        // `.stopped` and its delegate call come before this run's states.
+        if let previous = guarded.withLock({ $0.run }), previous.machine.stopReason != nil { await waitUntilStopped() }
         let allowed = guarded.withLock { guarded -> Bool in
             guard !guarded.building, guarded.run == nil || guarded.run!.machine.stopReason != nil else { return false }
             guarded.building = true
