@@ -75,7 +75,8 @@ extension TestHostBootTests {
             echo "--- first VMM"; tail -n 5 /tmp/out1
             echo "--- restored VMM"; cat /tmp/out2
             """.write(toFile: script, atomically: true, encoding: .utf8)
-        let result = try TestHost.run(["--file", swiftlet, "--file", TestHost.cache + "/guest", "--file", script, "sh", script],
+        let result = try TestHost.run(["--file", swiftlet, "--file", TestHost.cache + "/guest", "--file", "/usr/bin/curl",
+                                       "--file", script, "sh", script],
                                       timeout: 900)
         let output = result.output
         let lines = output.split(separator: "\n").map(String.init)
