@@ -160,6 +160,41 @@ struct SnapshotCLITests {
         #expect(!continued.hasPrefix("00000001"), "the restored guest does not start over")
     }
 
+    /// The API thread's seccomp list must cover what a save does: the directory form makes its directory, the
+    /// two-path form a staging directory it removes again (mkdir, rmdir), and both rename files into place.
+    @Test("with seccomp filters on (trap), a running VMM saves a snapshot in both forms and keeps running",
+          .enabled(if: hasKVM, "needs /dev/kvm"))
+    func snapshotUnderSeccomp() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let image = try Swiftlet.rawImage(Self.counter)
+        let socket = directory + "/api.sock"
+        let original = try Swiftlet.start(["run", "--raw", image, "--raw-mode", "user", "--memory", "32M", "--api-sock", socket,
+                                           "--seccomp-level", "trap"])
+        let printed = Collector(original.stdout)
+        #expect(printed.waitFor(counts: 5))
+        ControlPlaneCLITests.waitForSocket(socket)
+
+        let saved = try Swiftlet.run(["snapshot", "--api-sock", socket, directory + "/snap"])
+        #expect(saved.status == 0, "stderr: \(saved.stderr)")
+        #expect(FileManager.default.fileExists(atPath: directory + "/snap/state"))
+        try FileManager.default.createDirectory(atPath: directory + "/mem", withIntermediateDirectories: true)
+        #expect(try ControlPlaneCLITests.request(socket, "PATCH", "/vm", #"{"state": "Paused"}"#).status == 204)
+        let created = try ControlPlaneCLITests.request(socket, "PUT", "/snapshot/create",
+            #"{"snapshot_type": "Full", "snapshot_path": "\#(directory)/vm.state", "mem_file_path": "\#(directory)/mem/vm.mem"}"#)
+        #expect(created.status == 204, "body: \(created.body)")
+        #expect(FileManager.default.fileExists(atPath: directory + "/vm.state"))
+        #expect(FileManager.default.fileExists(atPath: directory + "/mem/vm.mem"))
+        #expect(try ControlPlaneCLITests.request(socket, "PATCH", "/vm", #"{"state": "Resumed"}"#).status == 204)
+        let counted = Self.counts(printed.text).count
+        #expect(printed.waitFor(counts: counted + 3), "the guest counts on after both saves")
+        original.process.terminate()
+        original.process.waitUntilExit()
+        let stderr = String(decoding: original.stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(original.process.terminationStatus == 143, "stderr: \(stderr)")
+        #expect(!stderr.contains("seccomp"), "stderr: \(stderr)")
+    }
+
     @Test("swiftlet serve, PUT /snapshot/load (Firecracker's two paths): paused until PATCH Resumed, then the count goes on",
           .enabled(if: hasKVM, "needs /dev/kvm"))
     func loadThroughTheAPIInAFreshProcess() throws {

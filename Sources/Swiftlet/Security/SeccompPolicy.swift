@@ -127,6 +127,8 @@ public enum SeccompPolicy {
                 "openat", "open", "fstat", "newfstatat", "statx", "lseek", "fcntl", "flock",
                 "ftruncate", "fallocate", "fsync", "fdatasync", "pread64", "pwrite64", "preadv", "pwritev",
                 "unlink", "unlinkat", "rename", "renameat", "renameat2", "mincore", "signalfd4",
+                // A snapshot's directory, and the staging directory of a save to two paths (made, then removed).
+                "mkdir", "mkdirat", "rmdir",
             ].map { SyscallRule($0) }
         case .main:
             // Waiting (signalfd, poll), then exit: the last metrics and log lines, socket files removed.
