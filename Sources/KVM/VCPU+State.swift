@@ -194,7 +194,7 @@ extension VCPU {
                 taken += 1
             }
             if taken < batch.count {
-                refused.append("KVM_GET_MSRS refused MSR 0x\(String(batch[taken], radix: 16))")
+                refused.append("MSR 0x\(String(batch[taken], radix: 16)) (KVM_GET_MSRS)")
                 taken += 1
             }
             start += taken
@@ -227,7 +227,7 @@ extension VCPU {
             do { try setMSRs(batch) } catch {
                 // One by one, so one refused MSR does not cost the rest.
                 for msr in batch {
-                    do { try setMSRs([msr]) } catch { refused.append("KVM_SET_MSRS refused MSR 0x\(String(msr.0, radix: 16))") }
+                    do { try setMSRs([msr]) } catch { refused.append("MSR 0x\(String(msr.0, radix: 16)) (KVM_SET_MSRS)") }
                 }
             }
             start += batch.count
