@@ -19,7 +19,7 @@ import Glibc
 ///       console.log   the console's output (console.log.1 the previous MiB): `swiftlet logs`
 ///       vsock.sock    the guest's vsock device (the agent is reached through it)
 ///       vmm.log       the VMM's own messages (why it failed to start, why it stopped)
-///       exit-status   the VMM's exit status, written as it exits (absent if it was killed)
+///       exit-status   the VMM's exit status, written as it exits (empty while it runs and if it was killed)
 ///
 /// Liveness is the lock, never the pid: a VMM killed with SIGKILL releases its lock with its last file
 /// descriptor, so a stale directory is never mistaken for a live VM, even if the pid has been reused.
@@ -137,7 +137,7 @@ public struct SandboxPaths: Sendable, Equatable {
         return errno == EWOULDBLOCK
     }
 
-    /// The exit status the VMM wrote as it exited; nil if it was killed (or still runs).
+    /// The exit status the VMM wrote as it exited; nil if it was killed (or still runs: the file is empty then).
     public var recordedExitStatus: Int32? {
         guard let text = try? String(contentsOfFile: exitStatus, encoding: .utf8) else { return nil }
         return Int32(text.filter { !$0.isWhitespace })

@@ -123,7 +123,9 @@ public enum SandboxLauncher {
 
 /// The VMM's side of a named background VM: called by `swiftlet run` when started by `SandboxLauncher`.
 public enum SandboxVMM {
-    private nonisolated(unsafe) static var exitStatusPath: String?
+    /// The exit-status file, opened (empty) when the VMM adopts its directory: at exit only write(2) is needed,
+    /// which every thread's seccomp filter allows (open is not allowed on the main thread once filters are on).
+    private nonisolated(unsafe) static var exitStatusDescriptor: Int32 = -1
 
     /// Keeps the inherited lock (not passed on to anything the VMM starts), and puts the console on the relay.
     public static func adopt(directory: String, lockDescriptor: Int32) throws(SandboxError) {
@@ -136,16 +138,21 @@ public enum SandboxVMM {
         }
         _ = fcntl(lockDescriptor, F_SETFD, FD_CLOEXEC)
         unlink(paths.exitStatus)
-        exitStatusPath = paths.exitStatus
+        let fd = open(paths.exitStatus, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw .startFailed(name: paths.name, reason: "cannot create \(paths.exitStatus): \(String(cString: strerror(errno)))")
+        }
+        exitStatusDescriptor = fd
         let relay = try ConsoleRelay(paths: paths)
         try relay.start()
     }
 
     /// Records the VMM's exit status beside its log (for `ps` and `inspect`); a no-op for a foreground VM.
+    /// The file stays empty if the VMM is killed, which `ps` reads as "killed".
     public static func recordExit(status: Int32) {
-        guard let path = exitStatusPath else { return }
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let fd = exitStatusDescriptor
         guard fd >= 0 else { return }
+        exitStatusDescriptor = -1
         let text = "\(status)\n"
         _ = text.withCString { write(fd, $0, strlen($0)) }
         close(fd)
