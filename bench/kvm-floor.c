@@ -13,8 +13,17 @@
 // 0xFE to port 0x64 (i8042 reset) ends the run with status 0, other ports and MMIO read all-ones and ignore
 // writes. HLT ends with 3, a triple fault (shutdown) with 4, anything else with 8.
 //
+//
+// With -r it is the floor of a snapshot restore instead (scripts/bench's restore scenario): guest RAM is the
+// snapshot's memory file mapped MAP_PRIVATE (as `swiftlet restore` maps it: nothing read, pages load on first
+// touch, the file never written), and the vCPU gets the general and special registers the snapshot saved, read
+// from REGS: a struct kvm_regs followed by a struct kvm_sregs, raw, as scripts/bench extracts them from the state
+// file's vcpu.0 section. Nothing else is restored (no MSRs, FPU/XSAVE, CPUID, clock, devices): just enough for the
+// bench guest to run on from the saved instruction. The exits are handled as above.
+//
 //   gcc -O2 -Wall -o kvm-floor bench/kvm-floor.c && ./kvm-floor [-m MiB] [-l] IMAGE
 //   -m  guest RAM in MiB (default 128)     -l  CPL 0 (`long`) instead of CPL 3 (`user`)
+//   ./kvm-floor -r REGS MEMORY-FILE        restore: RAM is the file (its size), registers from REGS
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -43,18 +52,25 @@ static struct kvm_segment segment(uint16_t selector, uint8_t type, uint8_t dpl, 
                                  .dpl = dpl, .db = db, .s = s, .l = l, .g = 1 };
 }
 
+static int create_vm(uint8_t *ram, size_t memory_size, struct kvm_run **run);
+static int restore(const char *registers_path, const char *memory_path);
+static int run_guest(int vcpu, struct kvm_run *run);
+
 int main(int argc, char **argv) {
     size_t memory_size = 128u << 20;
     int user = 1, option;
-    while ((option = getopt(argc, argv, "m:l")) != -1) {
+    const char *registers_path = NULL;
+    while ((option = getopt(argc, argv, "m:lr:")) != -1) {
         if (option == 'm') memory_size = strtoul(optarg, NULL, 0) << 20;
         else if (option == 'l') user = 0;
+        else if (option == 'r') registers_path = optarg;
         else return 2;
     }
     if (optind != argc - 1 || memory_size < (1u << 20)) {
-        fprintf(stderr, "usage: kvm-floor [-m MiB] [-l] IMAGE\n");
+        fprintf(stderr, "usage: kvm-floor [-m MiB] [-l] IMAGE | kvm-floor -r REGS MEMORY-FILE\n");
         return 2;
     }
+    if (registers_path) return restore(registers_path, argv[optind]);
 
     // Guest RAM, like Swiftlet's GuestMemory: anonymous, populated on first touch.
     uint8_t *ram = mmap(NULL, memory_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -84,20 +100,8 @@ int main(int argc, char **argv) {
             *(uint64_t *)(ram + PAGE_DIRECTORIES + (directory * 512 + entry) * 8) = ((directory * 512 + entry) << 21) | flags | 0x80;
     }
 
-    int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (kvm < 0) fail("open /dev/kvm");
-    int vm = ioctl(kvm, KVM_CREATE_VM, 0);
-    if (vm < 0) fail("KVM_CREATE_VM");
-    struct kvm_userspace_memory_region region = {
-        .slot = 0, .guest_phys_addr = 0, .memory_size = memory_size, .userspace_addr = (uint64_t)(uintptr_t)ram };
-    if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0) fail("KVM_SET_USER_MEMORY_REGION");
-    int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
-    if (vcpu < 0) fail("KVM_CREATE_VCPU");
-    int run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-    if (run_size < (int)sizeof(struct kvm_run)) fail("KVM_GET_VCPU_MMAP_SIZE");
-    struct kvm_run *run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
-    if (run == MAP_FAILED) fail("mmap kvm_run");
-
+    struct kvm_run *run;
+    int vcpu = create_vm(ram, memory_size, &run);
     struct kvm_sregs sregs;
     if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0) fail("KVM_GET_SREGS");
     struct kvm_segment code = user ? segment(0x43, 0xb, 3, 1, 0, 1) : segment(0x10, 0xb, 0, 1, 0, 1);
@@ -115,7 +119,62 @@ int main(int argc, char **argv) {
     if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0) fail("KVM_SET_SREGS");
     struct kvm_regs regs = { .rip = LOAD_ADDRESS, .rsp = STACK_TOP, .rflags = user ? 0x3002 : 0x2 };
     if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0) fail("KVM_SET_REGS");
+    return run_guest(vcpu, run);
+}
 
+// One VM with `ram` as guest-physical 0..size and one vCPU; returns the vCPU and its kvm_run page.
+static int create_vm(uint8_t *ram, size_t memory_size, struct kvm_run **run) {
+    int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (kvm < 0) fail("open /dev/kvm");
+    int vm = ioctl(kvm, KVM_CREATE_VM, 0);
+    if (vm < 0) fail("KVM_CREATE_VM");
+    struct kvm_userspace_memory_region region = {
+        .slot = 0, .guest_phys_addr = 0, .memory_size = memory_size, .userspace_addr = (uint64_t)(uintptr_t)ram };
+    if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0) fail("KVM_SET_USER_MEMORY_REGION");
+    int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+    if (vcpu < 0) fail("KVM_CREATE_VCPU");
+    int run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (run_size < (int)sizeof(struct kvm_run)) fail("KVM_GET_VCPU_MMAP_SIZE");
+    *run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+    if (*run == MAP_FAILED) fail("mmap kvm_run");
+    return vcpu;
+}
+
+// -r: RAM is the memory file mapped copy-on-write, the registers are the saved ones.
+static int restore(const char *registers_path, const char *memory_path) {
+    int file = open(memory_path, O_RDONLY | O_CLOEXEC);
+    if (file < 0) fail(memory_path);
+    struct stat info;
+    if (fstat(file, &info) < 0) fail("fstat memory file");
+    size_t memory_size = (size_t)info.st_size;
+    if (memory_size < (1u << 20) || memory_size % 4096) { errno = EINVAL; fail("memory file size"); }
+    uint8_t *ram = mmap(NULL, memory_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, file, 0);
+    if (ram == MAP_FAILED) fail("mmap memory file");
+    close(file);
+
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    uint8_t bytes[sizeof regs + sizeof sregs + 1];    // one more, to see that the file is not longer
+    int registers = open(registers_path, O_RDONLY | O_CLOEXEC);
+    if (registers < 0) fail(registers_path);
+    ssize_t got = read(registers, bytes, sizeof bytes);
+    if (got != (ssize_t)(sizeof regs + sizeof sregs)) {
+        errno = EINVAL;
+        fail("REGS is not a struct kvm_regs followed by a struct kvm_sregs");
+    }
+    close(registers);
+    memcpy(&regs, bytes, sizeof regs);
+    memcpy(&sregs, bytes + sizeof regs, sizeof sregs);
+
+    struct kvm_run *run;
+    int vcpu = create_vm(ram, memory_size, &run);
+    if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0) fail("KVM_SET_SREGS");
+    if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0) fail("KVM_SET_REGS");
+    return run_guest(vcpu, run);
+}
+
+// The exit loop: COM1 data to stdout, the scratch register, 0xFE to port 0x64 ends the run.
+static int run_guest(int vcpu, struct kvm_run *run) {
     uint8_t scratch = 0;
     for (;;) {
         if (ioctl(vcpu, KVM_RUN, 0) < 0) {

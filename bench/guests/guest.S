@@ -9,6 +9,9 @@
 #   2 pio-device   ITERATIONS `out` to port 0x3ff, COM1's scratch register (a device handles it)
 #   3 mmio         ITERATIONS 32-bit stores to 0xd0000000, an address in the MMIO hole nothing claims
 #   4 idle         'S', then spin without exits until killed (memory overhead is read meanwhile)
+#   5 restore      'S', one store into each of ITERATIONS pages from 2 MiB on (the same pages whatever the RAM
+#                  size), 'R', then 'c' on COM1 forever, one `out` after another: saved at any moment, the guest's
+#                  next instruction after a restore is at most one `jmp` away from a console byte
 # Markers: 'S' (0x53) before the loop and 'E' (0x45) after it, both on COM1 (0x3f8), so the harness times the
 # loop from the moments the bytes reach it. The end is 0xFE written to port 0x64: the i8042's "pulse reset
 # line" command, which Swiftlet and the floor turn into a clean exit and QEMU's isa-debug-exit (placed on
@@ -40,6 +43,18 @@ _start:
         jnz     1b
 .elseif SCENARIO == 4
 1:      jmp     1b
+.elseif SCENARIO == 5
+        mov     $0x200000, %rbx
+        mov     $ITERATIONS, %ecx
+1:      mov     %rcx, (%rbx)            # a non-zero quadword: the page is written to the memory file
+        add     $0x1000, %rbx
+        dec     %ecx
+        jnz     1b
+        mov     $'R', %al
+        out     %al, (%dx)
+        mov     $'c', %al
+3:      out     %al, (%dx)
+        jmp     3b
 .endif
 .if SCENARIO != 0
         mov     $0x3f8, %dx
