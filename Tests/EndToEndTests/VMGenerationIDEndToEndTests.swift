@@ -66,6 +66,10 @@ extension MicroVMKernelEndToEndTests {
             text.split(separator: "\n").first { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
         }
         let lines = output.split(separator: "\n")
+        for line in lines where line.hasPrefix("api[") || line.hasPrefix("bound=") || line.hasPrefix("ged=") || line.hasPrefix("forks=")
+            || line.contains("virtual machine fork") {
+            print(line)
+        }
         #expect(lines.contains { $0.hasPrefix("api[create]") && $0.contains("code=204") }, "output:\n\(output)")
         #expect(lines.contains { $0.hasPrefix("api[load]") && $0.contains("code=204") }, "output:\n\(output)")
         // Before the save: the driver bound to SWFT0001, the GED's interrupt registered and never taken, no reseed.
