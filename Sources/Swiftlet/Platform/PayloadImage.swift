@@ -26,8 +26,6 @@ struct PayloadImage {
     struct Entry {
         let cpu: InitialCPUState
         let log: [String]
-        /// Where the ACPI tables keep the VM Generation ID (Linux guests), for the VMM to write it.
-        var vmGenerationIDAddress: GuestAddress? = nil
     }
 
     static func read(_ payload: MachineConfiguration.Payload) throws(MachineError) -> PayloadImage {
@@ -56,13 +54,13 @@ struct PayloadImage {
               mmioSlots: [VirtioMMIOPlatform.Slot] = []) throws(MachineError) -> Entry {
         switch contents {
         case let .linux(linux, kernel, initrd):
-            let tables: ACPITableImage
+            let rsdp: GuestAddress
             var acpi = Platform.acpiConfiguration(vcpuCount: vcpuCount)
             VirtioMMIOPlatform.describe(mmioSlots, in: &acpi)
             let extraCommandLine = extraCommandLine + VirtioMMIOPlatform.commandLineParameters(mmioSlots)
             do {
                 // The ACPI tables end where the MP table begins (both in the e820-reserved BIOS area).
-                tables = try ACPITables.writeImage(acpi, into: memory, limit: MPTable.defaultBase)
+                rsdp = try ACPITables.write(acpi, into: memory, limit: MPTable.defaultBase)
             } catch {
                 throw .device("ACPI tables: \(error)")
             }
@@ -77,9 +75,9 @@ struct PayloadImage {
                 let loaded = try loadLinux(LinuxBootRequest(
                     kernel: kernel, initrd: initrd, commandLine: ([linux.commandLine] + extraCommandLine).joined(separator: " "),
                     entry: linux.entryPoint == .pvh ? .pvh : .automatic,
-                    unpackPayloadInHost: linux.unpackKernelInHost, rsdpAddress: tables.rsdpAddress,
+                    unpackPayloadInHost: linux.unpackKernelInHost, rsdpAddress: rsdp,
                     reservedRanges: PCIPlatform.reservedRanges), into: memory)
-                return Entry(cpu: loaded.cpu, log: loaded.log, vmGenerationIDAddress: tables.vmGenerationIDAddress)
+                return Entry(cpu: loaded.cpu, log: loaded.log)
             } catch {
                 throw Self.explain(error, extraCommandLine: extraCommandLine)
             }
