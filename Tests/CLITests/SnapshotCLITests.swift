@@ -75,6 +75,19 @@ struct SnapshotCLITests {
         }
     }
 
+    /// Starts the counting guest with the API on `directory/api.sock` and waits until it has counted `counts`
+    /// times and the socket answers.
+    static func startCounter(in directory: String, counts: Int, extra: [String] = []) throws
+        -> (vmm: Swiftlet.Started, printed: Collector, socket: String) {
+        let image = try Swiftlet.rawImage(counter)
+        let socket = directory + "/api.sock"
+        let vmm = try Swiftlet.start(["run", "--raw", image, "--raw-mode", "user", "--memory", "32M", "--api-sock", socket] + extra)
+        let printed = Collector(vmm.stdout)
+        #expect(printed.waitFor(counts: counts), "the guest counts: \(printed.text.suffix(40))")
+        ControlPlaneCLITests.waitForSocket(socket)
+        return (vmm, printed, socket)
+    }
+
     // MARK: Usage errors (no VM needed)
 
     @Test("snapshot and restore refuse bad arguments with status 64, naming the problem",
@@ -129,12 +142,7 @@ struct SnapshotCLITests {
     func snapshotThenRestoreInANewProcess() throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let image = try Swiftlet.rawImage(Self.counter)
-        let socket = directory + "/api.sock"
-        let original = try Swiftlet.start(["run", "--raw", image, "--raw-mode", "user", "--memory", "32M", "--api-sock", socket])
-        let printed = Collector(original.stdout)
-        #expect(printed.waitFor(counts: 10), "the guest counts: \(printed.text.suffix(40))")
-        ControlPlaneCLITests.waitForSocket(socket)
+        let (original, printed, socket) = try Self.startCounter(in: directory, counts: 10)
 
         let saved = try Swiftlet.run(["snapshot", "--no-resume", "--api-sock", socket, directory + "/snap"])
         #expect(saved.status == 0, "stderr: \(saved.stderr)")
@@ -167,13 +175,7 @@ struct SnapshotCLITests {
     func snapshotUnderSeccomp() throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let image = try Swiftlet.rawImage(Self.counter)
-        let socket = directory + "/api.sock"
-        let original = try Swiftlet.start(["run", "--raw", image, "--raw-mode", "user", "--memory", "32M", "--api-sock", socket,
-                                           "--seccomp-level", "trap"])
-        let printed = Collector(original.stdout)
-        #expect(printed.waitFor(counts: 5))
-        ControlPlaneCLITests.waitForSocket(socket)
+        let (original, printed, socket) = try Self.startCounter(in: directory, counts: 5, extra: ["--seccomp-level", "trap"])
 
         let saved = try Swiftlet.run(["snapshot", "--api-sock", socket, directory + "/snap"])
         #expect(saved.status == 0, "stderr: \(saved.stderr)")
@@ -200,13 +202,8 @@ struct SnapshotCLITests {
     func loadThroughTheAPIInAFreshProcess() throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let image = try Swiftlet.rawImage(Self.counter)
-        let socket = directory + "/api.sock"
         // Save through the API itself, to two files of the client's naming in different directories.
-        let original = try Swiftlet.start(["run", "--raw", image, "--raw-mode", "user", "--memory", "32M", "--api-sock", socket])
-        let printed = Collector(original.stdout)
-        #expect(printed.waitFor(counts: 5))
-        ControlPlaneCLITests.waitForSocket(socket)
+        let (original, printed, socket) = try Self.startCounter(in: directory, counts: 5)
         try FileManager.default.createDirectory(atPath: directory + "/mem", withIntermediateDirectories: true)
         let statePath = directory + "/vm.snap", memoryPath = directory + "/mem/vm.mem"
         #expect(try ControlPlaneCLITests.request(socket, "PATCH", "/vm", #"{"state": "Paused"}"#).status == 204)
