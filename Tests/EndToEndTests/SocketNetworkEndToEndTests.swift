@@ -16,6 +16,9 @@ extension TestHostBootTests {
         // console's echo of a command never matches what the command prints.
         let script = directory.appendingPathComponent("sock.sh").path
         try """
+            # A guest that dies early must not take this script with it (SIGPIPE on its FIFO): the consoles
+            # printed at the end say why it died.
+            trap '' PIPE
             mkfifo /tmp/a-in /tmp/b-in
             # wait_for FILE PID SECONDS PATTERN...: until FILE matches, PID has exited, or SECONDS have passed.
             wait_for() { f=$1 p=$2 n=$(($3 * 2)); shift 3
