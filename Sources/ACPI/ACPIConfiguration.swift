@@ -30,6 +30,10 @@ public struct ACPIConfiguration: Sendable {
     /// (`reboot=k`) works either way: that path writes 0xFE to port 0x64 directly, without the driver. A VMM
     /// that types keys into the guest (Ctrl-Alt-Del) needs it true, and a complete enough i8042.
     public var i8042Present = false
+    /// A VM Generation ID device (`VMGenerationIDACPI`) and the Generic Event Device that announces a new ID, or
+    /// nil for none. The tables then keep 16 bytes for the ID right after the RSDP (`ACPITableImage.
+    /// vmGenerationIDAddress`), zero: the VMM writes the ID there.
+    public var vmGenerationID: VMGenerationIDDescription?
     /// More objects for the `\_SB_` scope of the DSDT (virtio-mmio devices, a PCI host bridge, ...).
     public var additionalDevices: [any AMLEncodable] = []
     /// More tables to list in the XSDT (an MCFG, ...), placed after the built-in ones.
@@ -52,6 +56,8 @@ public struct ACPIConfiguration: Sendable {
             throw .addressAbove4GiB(field: field, address: address)
         }
         try powerRegisters.validate()
+        // The GED's interrupt is an I/O APIC input: KVM's in-kernel IOAPIC has 24.
+        if let vmGenerationID, vmGenerationID.gsi >= 24 { throw .invalidInterrupt(field: "vmGenerationID.gsi", gsi: vmGenerationID.gsi) }
         try oem.validate()
     }
 }

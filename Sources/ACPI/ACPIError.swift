@@ -12,6 +12,8 @@ public enum ACPIError: Error, Equatable, CustomStringConvertible {
     case invalidIdentifier(field: String, value: String, width: Int)
     /// The power-register block would start at port 0 or run past port 0xFFFF.
     case invalidPowerRegisterPort(UInt16)
+    /// A device's interrupt is not one of the I/O APIC's 24 inputs.
+    case invalidInterrupt(field: String, gsi: UInt32)
     /// The RSDP must sit on a 16-byte boundary: that is where the guest scans for it.
     case misalignedBase(GuestAddress)
     /// The tables need `size` bytes from `base`, past `limit` (the end of the BIOS area the e820 map reserves).
@@ -29,6 +31,8 @@ public enum ACPIError: Error, Equatable, CustomStringConvertible {
             return "ACPI: \(field) '\(value)' must be 1 to \(width) printable ASCII characters"
         case let .invalidPowerRegisterPort(port):
             return "ACPI: power register block at port 0x\(String(port, radix: 16)) must be non-zero and end by 0xFFFF"
+        case let .invalidInterrupt(field, gsi):
+            return "ACPI: \(field) \(gsi) is not an I/O APIC input (0-23)"
         case let .misalignedBase(base):
             return "ACPI: tables base \(base) is not 16-byte aligned (the RSDP must be)"
         case let .tablesDoNotFit(base, size, limit):

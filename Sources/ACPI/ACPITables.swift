@@ -8,6 +8,8 @@ import GuestMemory
 /// Layout, from `base` (0xE0000 by default), each piece 16-byte aligned, all of it below `limit`:
 ///
 ///     RSDP  (36 bytes; must be first: it is the one the guest scans for)
+///     VM Generation ID (16 bytes, zero; only with `vmGenerationID`: here its address is known before any table
+///           is built, and the DSDT's ADDR method names it)
 ///     XSDT  → FACP, APIC, additional tables
 ///     FACP  → DSDT (X_DSDT)
 ///     APIC  (MADT)
@@ -28,13 +30,22 @@ public enum ACPITables {
         _ config: ACPIConfiguration, into memory: GuestMemory,
         at base: GuestAddress = defaultBase, limit: GuestAddress = defaultLimit
     ) throws(ACPIError) -> GuestAddress {
+        try writeImage(config, into: memory, at: base, limit: limit).rsdpAddress
+    }
+
+    /// Writes the tables for `config` at `base` and returns them as placed (the RSDP's address, and where the VM
+    /// Generation ID goes).
+    public static func writeImage(
+        _ config: ACPIConfiguration, into memory: GuestMemory,
+        at base: GuestAddress = defaultBase, limit: GuestAddress = defaultLimit
+    ) throws(ACPIError) -> ACPITableImage {
         let image = try build(config, at: base, limit: limit)
         do throws(GuestMemoryError) {
             try memory.write(image.bytes, at: image.base)
         } catch {
             throw .guestMemory(error)
         }
-        return image.rsdpAddress
+        return image
     }
 
     /// Builds the tables for `config` as they would lie in guest memory from `base`, without writing them.
@@ -45,12 +56,6 @@ public enum ACPITables {
         try config.validate()
         guard base.rawValue % 16 == 0 else { throw .misalignedBase(base) }
 
-        // Tables that point at nothing are built first; their sizes fix every address.
-        let dsdt = DSDT.build(config)
-        let madt = MADT.build(config)
-        let xsdtEntryCount = 2 + config.additionalTables.count
-        let xsdtLength = XSDT.length(entryCount: xsdtEntryCount)
-
         var offset = 0
         func place(_ length: Int) -> Int {
             let start = offset
@@ -58,6 +63,19 @@ public enum ACPITables {
             return start
         }
         let rsdpOffset = place(RSDP.length)
+        // The ID's 16 bytes lie in the same e820-reserved block as the tables, so the guest never uses them as
+        // RAM; 16-byte aligned, they never cross a page (the guest maps just those bytes).
+        let vmGenerationIDAddress = config.vmGenerationID.map { _ in
+            // Wrapping: a base that close to 2^64 fails the fit check below before the address is used.
+            GuestAddress(base.rawValue &+ UInt64(place(VMGenerationIDACPI.idLength)))
+        }
+
+        // Tables that point at nothing are built first; their sizes fix every address.
+        let dsdt = DSDT.build(config, vmGenerationIDAddress: vmGenerationIDAddress)
+        let madt = MADT.build(config)
+        let xsdtEntryCount = 2 + config.additionalTables.count
+        let xsdtLength = XSDT.length(entryCount: xsdtEntryCount)
+
         let xsdtOffset = place(xsdtLength)
         let fadtOffset = place(FADT.length)
         let madtOffset = place(madt.length)
@@ -87,7 +105,7 @@ public enum ACPITables {
             + Array(zip(config.additionalTables, additionalOffsets)) {
             put(table.bytes, signature: table.signature, at: tableOffset)
         }
-        return ACPITableImage(base: base, bytes: bytes, tables: placed)
+        return ACPITableImage(base: base, bytes: bytes, tables: placed, vmGenerationIDAddress: vmGenerationIDAddress)
     }
 }
 
@@ -104,6 +122,8 @@ public struct ACPITableImage: Sendable {
     public let bytes: [UInt8]
     /// In layout order: RSDP, XSDT, FACP, APIC, DSDT, then the additional tables.
     public let tables: [PlacedTable]
+    /// Where the VM Generation ID's 16 bytes are (zero in `bytes`), when the configuration has one.
+    public let vmGenerationIDAddress: GuestAddress?
 
     public var rsdpAddress: GuestAddress { base }
     public var end: GuestAddress { base.adding(UInt64(bytes.count)) }

@@ -14,6 +14,10 @@ indirect enum AMLNode: Equatable, CustomStringConvertible {
     case returnValue(AMLNode)
     case package([AMLNode])
     case buffer([UInt8])
+    case ifThen(AMLNode, [AMLNode])
+    case logicalEqual(AMLNode, AMLNode)
+    case notify(String, AMLNode)
+    case argument(Int)
 
     var description: String {
         switch self {
@@ -26,6 +30,10 @@ indirect enum AMLNode: Equatable, CustomStringConvertible {
         case let .returnValue(value): return "Return(\(value))"
         case let .package(elements): return "Package \(elements)"
         case let .buffer(bytes): return "Buffer(\(bytes.count) bytes)"
+        case let .ifThen(predicate, terms): return "If(\(predicate)) \(terms)"
+        case let .logicalEqual(left, right): return "LEqual(\(left), \(right))"
+        case let .notify(name, value): return "Notify(\(name), \(value))"
+        case let .argument(index): return "Arg\(index)"
         }
     }
 }
@@ -140,6 +148,18 @@ struct AMLDecoder {
             guard position + Int(size) == end else { throw AMLDecodeError(offset: start, reason: "Buffer size \(size) disagrees with its PkgLength") }
             defer { position = end }
             return .buffer(Array(bytes[position..<end]))
+        case 0xA0:
+            let end = try packageEnd()
+            let predicate = try term()
+            return .ifThen(predicate, try terms(until: end))
+        case 0x93:
+            let left = try term()
+            return .logicalEqual(left, try term())
+        case 0x86:
+            let name = try nameString()
+            return .notify(name, try term())
+        case let opcode where (0x68...0x6E).contains(opcode):
+            return .argument(Int(opcode - 0x68))
         case 0x5B where position < bytes.count && bytes[position] == 0x82:
             position += 1
             let end = try packageEnd()

@@ -11,6 +11,7 @@ struct IASLTests {
     @Test("every table disassembles without errors or warnings", arguments: [(1, 1), (8, 60), (64, 100)])
     func disassemble(vcpuCount: Int, deviceCount: Int) throws {
         var config = ACPIConfiguration(vcpuCount: vcpuCount)
+        config.vmGenerationID = VMGenerationIDDescription()
         config.additionalDevices = VirtioMMIOACPI.devices((0..<deviceCount).map { index in
             VirtioMMIODescription(base: 0xD000_0000 + UInt32(index) * 0x1000, length: 0x1000, gsi: UInt32(5 + index % 19))
         })

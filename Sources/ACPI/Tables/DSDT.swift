@@ -1,3 +1,5 @@
+import GuestMemory
+
 /// Differentiated System Description Table (ACPI 6.5 §5.2.11.1), signature "DSDT", revision 2 (so AML
 /// integers are 64 bits wide). Its body is AML; Swiftlet's reads, in ASL:
 ///
@@ -7,6 +9,7 @@
 ///         Device (RTC)  { ... PNP0B00, IO 0x70-0x71, IRQ 8 ... }
 ///         Device (KBD)  { ... PNP0303, IO 0x60, 0x64, IRQ 1 ... }      (when the 8042 is declared present)
 ///         ...additionalDevices
+///         Device (VGEN) { ... }, Device (GED) { ... }      (with a VM Generation ID, see VMGenerationIDACPI)
 ///     }
 enum DSDT {
     static let revision: UInt8 = 2
@@ -18,12 +21,16 @@ enum DSDT {
         AML.Name("\\_S5_", AML.Package([Int(ACPIPowerRegisters.s5SleepType), 0]))
     }
 
-    static func build(_ config: ACPIConfiguration) -> ACPITable {
+    /// `vmGenerationIDAddress`: where the tables keep the ID, when `config.vmGenerationID` asks for one.
+    static func build(_ config: ACPIConfiguration, vmGenerationIDAddress: GuestAddress? = nil) -> ACPITable {
         var systemBus: [any AMLEncodable] = []
         if config.com1 { systemBus.append(LegacyDevices.serialPort(name: "COM1", uid: 0, ioBase: 0x3F8, irq: 4)) }
         if config.cmosRTC { systemBus.append(LegacyDevices.cmosRTC()) }
         if config.i8042Present { systemBus.append(LegacyDevices.ps2Keyboard()) }
         systemBus += config.additionalDevices
+        if let description = config.vmGenerationID, let vmGenerationIDAddress {
+            systemBus += VMGenerationIDACPI.devices(description, idAddress: vmGenerationIDAddress)
+        }
 
         var body = softOffPackage.amlBytes
         AML.Scope("\\_SB_", systemBus).encodeAML(into: &body)

@@ -86,8 +86,9 @@ enum FADT {
     /// SCI_INT. A hardware-reduced platform has no SCI and ACPICA installs no handler for it, but Linux's
     /// MADT parser still compares every Interrupt Source Override's source IRQ with SCI_INT
     /// (`acpi_parse_int_src_ovr`): left at 0 it would take the IRQ0 → GSI2 timer override for the SCI's.
-    /// 9 is the PC's customary SCI IRQ; no device uses it, and no override is declared for it (Linux skips
-    /// its made-up SCI override on hardware-reduced platforms), so GSI 9 stays free for devices.
+    /// 9 is the PC's customary SCI IRQ; no override is declared for it (Linux skips its made-up SCI override
+    /// on hardware-reduced platforms), so GSI 9 stays free for devices: the VM Generation ID's Generic Event
+    /// Device interrupts on it (`VMGenerationIDDescription.defaultGSI`).
     static let sciInterrupt: UInt16 = 9
 
     static let hypervisorVendorIdentity = "SWIFTLET"

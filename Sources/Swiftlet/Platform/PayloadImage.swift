@@ -26,6 +26,8 @@ struct PayloadImage {
     struct Entry {
         let cpu: InitialCPUState
         let log: [String]
+        /// Where the ACPI tables keep the VM Generation ID (Linux guests), for the VMM to write it.
+        var vmGenerationIDAddress: GuestAddress? = nil
     }
 
     static func read(_ payload: MachineConfiguration.Payload) throws(MachineError) -> PayloadImage {
@@ -54,13 +56,13 @@ struct PayloadImage {
               mmioSlots: [VirtioMMIOPlatform.Slot] = []) throws(MachineError) -> Entry {
         switch contents {
         case let .linux(linux, kernel, initrd):
-            let rsdp: GuestAddress
+            let tables: ACPITableImage
             var acpi = Platform.acpiConfiguration(vcpuCount: vcpuCount)
             VirtioMMIOPlatform.describe(mmioSlots, in: &acpi)
             let extraCommandLine = extraCommandLine + VirtioMMIOPlatform.commandLineParameters(mmioSlots)
             do {
                 // The ACPI tables end where the MP table begins (both in the e820-reserved BIOS area).
-                rsdp = try ACPITables.write(acpi, into: memory, limit: MPTable.defaultBase)
+                tables = try ACPITables.writeImage(acpi, into: memory, limit: MPTable.defaultBase)
             } catch {
                 throw .device("ACPI tables: \(error)")
             }
@@ -75,9 +77,9 @@ struct PayloadImage {
                 let loaded = try loadLinux(LinuxBootRequest(
                     kernel: kernel, initrd: initrd, commandLine: ([linux.commandLine] + extraCommandLine).joined(separator: " "),
                     entry: linux.entryPoint == .pvh ? .pvh : .automatic,
-                    unpackPayloadInHost: linux.unpackKernelInHost, rsdpAddress: rsdp,
+                    unpackPayloadInHost: linux.unpackKernelInHost, rsdpAddress: tables.rsdpAddress,
                     reservedRanges: PCIPlatform.reservedRanges), into: memory)
-                return Entry(cpu: loaded.cpu, log: loaded.log)
+                return Entry(cpu: loaded.cpu, log: loaded.log, vmGenerationIDAddress: tables.vmGenerationIDAddress)
             } catch {
                 throw Self.explain(error, extraCommandLine: extraCommandLine)
             }

@@ -39,6 +39,8 @@ enum Platform {
         // Linux has no legacy IRQ 1, and its i8042 driver binds only through that device. Without it Ctrl-Alt-Del
         // typed by the VMM (SendCtrlAltDel, Machine.requestStop) goes unheard.
         acpi.i8042Present = true
+        // A VM Generation ID, so that every restored clone of a snapshot tells its guest to reseed (VMGenerationID).
+        acpi.vmGenerationID = VMGenerationIDDescription(gsi: VMGenerationID.gsi)
         PCIPlatform.describe(in: &acpi)
         return acpi
     }

@@ -14,9 +14,9 @@ import VirtioMMIO
 ///     GSI gsis[i]               its interrupt: ISA IRQs 5, 6, 7, 10, 11, 13, 14, 15 first, then 16-23
 ///
 /// The GSIs skip what the platform uses — 0 (PIT), 1 (i8042), 2 (cascade), 3 (COM2, which Linux may probe), 4 (COM1),
-/// 8 (RTC), 9 (ACPI SCI), 12 (PS/2 mouse) — and take 16-23 last: those are the PCI INTx inputs (`PCIINTxRouting`),
-/// unused in this mode, where the only PCI function is the host bridge. An MP table (for `acpi=off` guests) must
-/// list the same inputs.
+/// 8 (RTC), 9 (the customary SCI line; the VM Generation ID's GED here), 12 (PS/2 mouse) — and take 16-23 last: those
+/// are the PCI INTx inputs (`PCIINTxRouting`), unused in this mode, where the only PCI function is the host bridge. An
+/// MP table (for `acpi=off` guests) must list the same inputs.
 ///
 /// Discovery, both ways at once, as Firecracker does on x86: the kernel command line gets
 /// `virtio_mmio.device=4K@0x<base>:<gsi>` per device (kernels with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES, e.g. a

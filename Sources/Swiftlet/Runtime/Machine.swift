@@ -43,6 +43,8 @@ public final class Machine: Sendable {
     let stopController: StopController
     let eventLoop: DeviceEventLoop
     let logger: Logger
+    /// The VM Generation ID (Linux guests booted by this version, and their snapshots): a new ID on every restore.
+    let vmGenerationID: VMGenerationID?
     /// Devices reachable after boot by their control-plane ids (Ctrl-Alt-Del, drive updates, metrics).
     public let devices: DeviceRegistry
     /// Where the machine's counters are reported (Firecracker's metrics; the process-wide registry by default).
@@ -156,6 +158,18 @@ public final class Machine: Sendable {
         portBus = platform.portBus
         mmioBus = platform.mmioBus
         devices = platform.registry
+        // The VM Generation ID: where the ACPI tables put it at boot (a fresh ID now), or where the snapshot says it
+        // is (a new ID once the saved state is in place: Machine+Snapshot's applySnapshot).
+        if let address = entry?.vmGenerationIDAddress {
+            let device = VMGenerationID(address: address, interrupt: KVMInterruptLine(vm: vm, gsi: VMGenerationID.gsi))
+            do { try device.writeFreshID(into: memory) } catch { throw .memory(error) }
+            vmGenerationID = device
+        } else if let saved = snapshot?.vmGenerationID {
+            vmGenerationID = VMGenerationID(address: GuestAddress(saved.address), gsi: saved.gsi,
+                                            interrupt: KVMInterruptLine(vm: vm, gsi: saved.gsi))
+        } else {
+            vmGenerationID = nil
+        }
         for drive in devices.drives { metrics.registerBlock(id: drive.id) { drive.device.statistics } }
         for interface in devices.networkInterfaces { metrics.registerNet(id: interface.id) { interface.device.statistics } }
         if let vsock = devices.vsock { metrics.registerVsock { vsock.statistics } }

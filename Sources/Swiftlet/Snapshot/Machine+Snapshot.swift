@@ -32,7 +32,7 @@ extension Machine {
     }
 
     /// Saves the paused machine into `directory` (created if missing): the `state` file (configuration, every
-    /// vCPU, the VM's irqchip/PIT/clock, the serial port, i8042 and RTC) and the sparse `memory` file. Both are
+    /// vCPU, the VM's irqchip/PIT/clock, the serial port, i8042, RTC and VM Generation ID) and the sparse `memory` file. Both are
     /// written under temporary names and renamed into place, memory first, so a directory never holds a state
     /// file that points at a half-written memory file, and files a running restore maps are never written into.
     ///
@@ -129,6 +129,9 @@ extension Machine {
             if let rtc {
                 file.sections.append(.init(name: SnapshotSection.rtc, payload: SnapshotSection.encode(rtc.saveState())))
             }
+            if let vmGenerationID {
+                file.sections.append(.init(name: SnapshotSection.vmGenerationID, payload: SnapshotSection.encode(vmGenerationID.state)))
+            }
             for (index, section) in virtioSections.enumerated() {
                 file.sections.append(.init(name: SnapshotSection.virtio(index), payload: SnapshotSection.encode(section)))
             }
@@ -218,6 +221,12 @@ extension Machine {
         devices.i8042.restoreState(snapshot.i8042)
         if let state = snapshot.rtc { rtc?.restoreState(state) }
         try restoreVirtioDevices(snapshot.virtio, statePath: snapshot.statePath)
+        // Last, with every saved state in place: this clone gets its own generation ID and tells its guest.
+        if let vmGenerationID {
+            do throws(GuestMemoryError) { try vmGenerationID.regenerate(in: memory) } catch {
+                throw .invalidSection(path: snapshot.statePath, name: SnapshotSection.vmGenerationID, reason: "writing the new ID: \(error)")
+            }
+        }
     }
 
     /// The vCPU state with its time-stamp counter (IA32_TSC, MSR 0x10) moved on by `nanoseconds` at its saved

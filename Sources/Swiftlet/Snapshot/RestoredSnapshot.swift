@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import ACPI
 import Devices
 import GuestMemory
 import KVM
@@ -35,6 +36,8 @@ struct RestoredSnapshot {
     let serial: Serial8250.State
     let i8042: I8042.State
     let rtc: CMOSRTC.State?
+    /// The VM Generation ID's place, when the saved machine had one (a restore gives it a new ID).
+    let vmGenerationID: VMGenerationID.State?
     /// The virtio devices' sections, in attach order (empty for raw images).
     let virtio: [VirtioSection]
     /// What the host refused when the snapshot was saved.
@@ -153,6 +156,23 @@ struct RestoredSnapshot {
         let rtc = file.section(named: SnapshotSection.rtc) == nil
             ? nil : try SnapshotSection.decode(CMOSRTC.State.self, SnapshotSection.rtc, from: file, path: statePath)
 
+        // The VM Generation ID: its 16 bytes must be guest RAM and its line an I/O APIC input, as this Swiftlet
+        // places them; the restore writes there. (Only Linux guests get one; on a machine without the in-kernel
+        // irqchip the line would just have nobody to interrupt.)
+        var vmGenerationID: VMGenerationID.State?
+        if file.section(named: SnapshotSection.vmGenerationID) != nil {
+            let saved = try SnapshotSection.decode(VMGenerationID.State.self, SnapshotSection.vmGenerationID, from: file, path: statePath)
+            let inRAM = X86MemoryLayout.ramRanges(size: machine.memoryBytes).contains { range in
+                saved.address >= range.start.rawValue && saved.address <= range.start.rawValue + range.size
+                    && range.start.rawValue + range.size - saved.address >= UInt64(VMGenerationIDACPI.idLength)
+            }
+            guard inRAM, saved.gsi < 24 else {
+                throw invalid(SnapshotSection.vmGenerationID, "address 0x\(String(saved.address, radix: 16)) or GSI \(saved.gsi) "
+                              + "is not 16 bytes of guest RAM and an I/O APIC input")
+            }
+            vmGenerationID = saved
+        }
+
         // Virtio devices: one section each, numbered from 0, as many as the configuration builds.
         var virtio: [VirtioSection] = []
         if case .linux = configuration.payload {
@@ -167,7 +187,7 @@ struct RestoredSnapshot {
         return RestoredSnapshot(directory: directory, statePath: statePath, memoryPath: memoryPath, configuration: configuration,
                                 inKernelIRQChip: machine.inKernelIRQChip, vcpus: vcpus, irqchips: irqchips,
                                 pit: machine.inKernelIRQChip ? try blob(vm.pit, "PIT") : nil, clock: try blob(vm.clock, "clock"),
-                                serial: serial, i8042: i8042, rtc: rtc, virtio: virtio, hostRefused: machine.hostRefused,
+                                serial: serial, i8042: i8042, rtc: rtc, vmGenerationID: vmGenerationID, virtio: virtio, hostRefused: machine.hostRefused,
                                 memoryBytesWritten: memory.bytesWritten, savedAtUnixNanoseconds: machine.savedAtUnixNanoseconds)
     }
 

@@ -21,6 +21,9 @@ enum SnapshotSection {
     static let serial = "device.serial"
     static let i8042 = "device.i8042"
     static let rtc = "device.rtc"
+    /// Where the VM Generation ID is and its interrupt (`VMGenerationID.State`); absent in snapshots of raw images
+    /// and of machines from before the device existed.
+    static let vmGenerationID = "device.vmgenid"
     /// The virtio devices, numbered in attach order (rng, console, vsock, networks, disks).
     static func virtio(_ index: Int) -> String { "device.virtio.\(index)" }
 
