@@ -220,17 +220,9 @@ extension VCPU {
         if let xcrs = state.xcrs { try setXCRs(xcrs) }
         if let debug = state.debugRegisters { try setDebugRegisters(debug) }
         if let lapic = state.lapic { try setLAPIC(lapic) }
-        var start = 0
-        let chunk = Int(CKVM_MAX_MSR_ENTRIES)
-        while start < state.msrs.count {
-            let batch = state.msrs[start..<min(start + chunk, state.msrs.count)].map { ($0.index, $0.value) }
-            do { try setMSRs(batch) } catch {
-                // One by one, so one refused MSR does not cost the rest.
-                for msr in batch {
-                    do { try setMSRs([msr]) } catch { refused.append("MSR 0x\(String(msr.0, radix: 16)) (KVM_SET_MSRS)") }
-                }
-            }
-            start += batch.count
+        // One refused MSR must not cost the rest.
+        for index in try setMSRsSkippingRefused(state.msrs.map { ($0.index, $0.value) }) {
+            refused.append("MSR 0x\(String(index, radix: 16)) (KVM_SET_MSRS)")
         }
         if let events = state.events { try setVCPUEvents(events) }
         return refused

@@ -83,6 +83,33 @@ public final class VCPU: @unchecked Sendable {
 
     /// KVM_SET_MSRS; throws if KVM accepted fewer than all of them (it returns how many it set).
     public func setMSRs(_ msrs: [(index: UInt32, value: UInt64)]) throws(KVMError) {
+        let written = try setLeadingMSRs(msrs[...])
+        if written != msrs.count {
+            let rejected = msrs[Int(written)].index
+            throw .invalidArgument("KVM_SET_MSRS set \(written) of \(msrs.count) MSRs; it refused MSR 0x\(String(rejected, radix: 16))")
+        }
+    }
+
+    /// Sets every MSR the host takes and returns the indices it refused, in order. KVM_SET_MSRS stops at the first
+    /// MSR it refuses and says how many it set before it, so each call goes on after the refused one: one call
+    /// more per refused MSR (nested hosts refuse a few), not one call per MSR.
+    public func setMSRsSkippingRefused(_ msrs: [(index: UInt32, value: UInt64)]) throws(KVMError) -> [UInt32] {
+        var refused: [UInt32] = []
+        var rest = msrs[...]
+        while !rest.isEmpty {
+            let batch = rest.prefix(Int(CKVM_MAX_MSR_ENTRIES))
+            let written = try setLeadingMSRs(batch)
+            rest = rest.dropFirst(written)
+            if written < batch.count, let first = rest.first {
+                refused.append(first.index)
+                rest = rest.dropFirst()
+            }
+        }
+        return refused
+    }
+
+    /// One KVM_SET_MSRS of up to CKVM_MAX_MSR_ENTRIES entries; returns how many KVM set, from the first on.
+    private func setLeadingMSRs(_ msrs: ArraySlice<(index: UInt32, value: UInt64)>) throws(KVMError) -> Int {
         guard msrs.count <= Int(CKVM_MAX_MSR_ENTRIES) else { throw .invalidArgument("too many MSRs (\(msrs.count))") }
         var list = ckvm_msrs()
         list.nmsrs = UInt32(msrs.count)
@@ -91,10 +118,7 @@ public final class VCPU: @unchecked Sendable {
             for (i, msr) in msrs.enumerated() { slots[i] = kvm_msr_entry(index: msr.index, reserved: 0, data: msr.value) }
         }
         let written = try Ioctl.pointer(fd.rawValue, CKVM_SET_MSRS, &list, "KVM_SET_MSRS")
-        if written != msrs.count {
-            let rejected = msrs[Int(written)].index
-            throw .invalidArgument("KVM_SET_MSRS set \(written) of \(msrs.count) MSRs; it refused MSR 0x\(String(rejected, radix: 16))")
-        }
+        return min(max(Int(written), 0), msrs.count)
     }
 
     /// KVM_GET_MSRS for the given indices; MSRs KVM does not know are left out of the result.

@@ -207,15 +207,13 @@ public final class Machine: Sendable {
     }
 
     private static func setBootMSRs(_ vcpu: VCPU, logger: Logger) {
+        // Some hosts (nested PVM) refuse a few MSRs: set what they take and say what was refused.
         do {
-            try vcpu.setMSRs(BootMSRs.entries)
-        } catch {
-            // Some hosts (nested PVM) refuse a few MSRs: set what they take, one by one, and say what was refused.
-            for msr in BootMSRs.entries {
-                do { try vcpu.setMSRs([msr]) } catch {
-                    logger.debug("host refused boot MSR", metadata: ["msr": "0x\(String(msr.index, radix: 16))"])
-                }
+            for index in try vcpu.setMSRsSkippingRefused(BootMSRs.entries) {
+                logger.debug("host refused boot MSR", metadata: ["msr": "0x\(String(index, radix: 16))"])
             }
+        } catch {
+            logger.debug("KVM_SET_MSRS failed for the boot MSRs", metadata: ["error": "\(error)"])
         }
     }
 }
