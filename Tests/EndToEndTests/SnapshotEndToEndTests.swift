@@ -7,7 +7,9 @@ extension TestHostBootTests {
     /// killed with SIGKILL. A fresh `swiftlet serve` loads the snapshot (`PUT /snapshot/load` with `resume_vm` and a
     /// `vsock_override`), and the guest goes on where it was: the counter continues from the saved value, the
     /// console takes typed commands, virtio-rng answers, the sector written before the save is on the disk and one
-    /// written after it reaches the image, and the agent answers over a new vsock connection on the new socket.
+    /// written after it reaches the image, and the agent answers over a new vsock connection on the new socket. The
+    /// load comes 30 s after the save with `clock_realtime`, and the guest's `date` must match the test host's. A
+    /// second clone is then loaded from the same files and also starts from the saved count.
     @Test("snapshot a running Linux guest through the API, kill its VMM, load it in a fresh process: it continues with console, rng, disk and vsock")
     func snapshotRestoreInFreshProcess() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftlet-snap-\(UUID().uuidString)")
@@ -41,6 +43,11 @@ extension TestHostBootTests {
             wait_for /tmp/out1 $P1 'wrote-2'
             echo 'i=0; while :; do echo "count-$i"; i=$((i+1)); sleep 1; done &' >&3
             wait_for /tmp/out1 $P1 'count-3'
+            # The guest's clock beside the test host's, before the save (the typed line's echo has no digit after "gclock-").
+            echo 'echo gclock-$(date +%s)' >&3
+            wait_for /tmp/out1 $P1 'gclock-[0-9]'
+            echo "hclock-before=$(date +%s)"
+            echo "gclock-before=$(grep -o 'gclock-[0-9]*' /tmp/out1 | tail -n 1 | cut -d- -f2)"
             api pause /tmp/a1.sock PATCH /vm '{"state": "Paused"}'
             at saving
             api create /tmp/a1.sock PUT /snapshot/create '{"snapshot_type": "Full", "snapshot_path": "/tmp/snap/vm.state", "mem_file_path": "/tmp/snap/vm.mem"}'
@@ -49,6 +56,8 @@ extension TestHostBootTests {
             kill -9 $P1; wait $P1 2>/dev/null
             exec 3>&-
             echo "files: $(ls -s /tmp/snap | tr '\\n' ' ')"
+            # Thirty seconds pass between the save and the load: with clock_realtime the guest's clock moves on by as much.
+            sleep 30
 
             mkfifo /tmp/in2
             \(swiftlet) serve --api-sock /tmp/a2.sock < /tmp/in2 > /tmp/out2 2>&1 &
@@ -56,7 +65,7 @@ extension TestHostBootTests {
             exec 4>/tmp/in2
             wait_socket /tmp/a2.sock
             at loading
-            api load /tmp/a2.sock PUT /snapshot/load '{"snapshot_path": "/tmp/snap/vm.state", "mem_backend": {"backend_type": "File", "backend_path": "/tmp/snap/vm.mem"}, "resume_vm": true, "vsock_override": {"uds_path": "/tmp/v2.sock"}}'
+            api load /tmp/a2.sock PUT /snapshot/load '{"snapshot_path": "/tmp/snap/vm.state", "mem_backend": {"backend_type": "File", "backend_path": "/tmp/snap/vm.mem"}, "resume_vm": true, "vsock_override": {"uds_path": "/tmp/v2.sock"}, "clock_realtime": true}'
             at loaded
             wait_for /tmp/out2 $P2 'count-'
             sleep 3
@@ -67,11 +76,28 @@ extension TestHostBootTests {
             wait_for /tmp/out2 $P2 'disk-says-'
             echo 'echo after-restore | dd of=/dev/vda bs=512 seek=1 count=1 conv=sync,fsync 2>/dev/null; echo wrote-$((2+2))' >&4
             wait_for /tmp/out2 $P2 'wrote-4'
+            echo 'echo gclock-$(date +%s)' >&4
+            wait_for /tmp/out2 $P2 'gclock-[0-9]'
+            echo "hclock-after=$(date +%s)"
+            echo "gclock-after=$(grep -o 'gclock-[0-9]*' /tmp/out2 | tail -n 1 | cut -d- -f2)"
             [ -S /tmp/v2.sock ] && echo "vsock-override-socket=yes"
             echo "agent=$(\(swiftlet) exec --vsock-socket /tmp/v2.sock vm -- echo agent-ok 2>&1)"
             echo 'poweroff -f' >&4
             wait $P2; echo "restored-status=$?"
             echo "image-sector-1=$(dd if=/tmp/disk.img bs=512 skip=1 count=1 2>/dev/null | head -c 13)"
+            # A second clone from the same files, after the first ran for a while and wrote to its memory: the files
+            # are unchanged (the first clone's memory was a private mapping), so it starts from the saved count too.
+            mkfifo /tmp/in3
+            \(swiftlet) serve --api-sock /tmp/a3.sock < /tmp/in3 > /tmp/out3 2>&1 &
+            P3=$!
+            exec 5>/tmp/in3
+            wait_socket /tmp/a3.sock
+            api load2 /tmp/a3.sock PUT /snapshot/load '{"snapshot_path": "/tmp/snap/vm.state", "mem_backend": {"backend_type": "File", "backend_path": "/tmp/snap/vm.mem"}, "resume_vm": true, "vsock_override": {"uds_path": "/tmp/v3.sock"}}'
+            wait_for /tmp/out3 $P3 'count-'
+            echo "clone2-first=$(grep -o '^count-[0-9]*' /tmp/out3 | head -n 1)"
+            echo "agent2=$(\(swiftlet) exec --vsock-socket /tmp/v3.sock vm -- echo agent2-ok 2>&1)"
+            echo 'poweroff -f' >&5
+            wait $P3; echo "clone2-status=$?"
             echo "--- first VMM"; tail -n 5 /tmp/out1
             echo "--- restored VMM"; cat /tmp/out2
             """.write(toFile: script, atomically: true, encoding: .utf8)
@@ -105,5 +131,24 @@ extension TestHostBootTests {
         #expect(value("vsock-override-socket=") == "yes", "output:\n\(output)")
         #expect(value("agent=") == "agent-ok", "output:\n\(output)")
         #expect(value("restored-status=") == "0", "output:\n\(output)")
+        // The guest's clock: within 2 s of the test host's before the save and, 30 s of waiting later, after the
+        // restore too (without clock_realtime it would be 30 s and more behind).
+        func seconds(_ prefix: String) -> Int? { value(prefix).flatMap { Int($0) } }
+        if let gb = seconds("gclock-before="), let hb = seconds("hclock-before="), let ga = seconds("gclock-after="), let ha = seconds("hclock-after=") {
+            print("guest clock - test host clock: \(gb - hb) s before the save, \(ga - ha) s after the restore")
+            #expect(abs(gb - hb) <= 2, "the guest's clock before the save; output:\n\(output)")
+            #expect(abs(ga - ha) <= 2, "the guest's clock after the restore 30 s later; output:\n\(output)")
+        } else {
+            Issue.record("no clock readings; output:\n\(output)")
+        }
+        // The second clone from the same, unchanged files.
+        #expect(lines.contains { $0.hasPrefix("api[load2]") && $0.contains("code=204") }, "output:\n\(output)")
+        if let savedLast, let clone2First = count("clone2-first=") {
+            #expect(clone2First >= savedLast && clone2First <= savedLast + 1, "output:\n\(output)")
+        } else {
+            Issue.record("no count from the second clone; output:\n\(output)")
+        }
+        #expect(value("agent2=") == "agent2-ok", "output:\n\(output)")
+        #expect(value("clone2-status=") == "0", "output:\n\(output)")
     }
 }
