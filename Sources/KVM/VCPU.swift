@@ -81,15 +81,6 @@ public final class VCPU: @unchecked Sendable {
         _ = try Ioctl.pointer(fd.rawValue, CKVM_SET_CPUID2, &table, "KVM_SET_CPUID2")
     }
 
-    /// KVM_SET_MSRS; throws if KVM accepted fewer than all of them (it returns how many it set).
-    public func setMSRs(_ msrs: [(index: UInt32, value: UInt64)]) throws(KVMError) {
-        let written = try setLeadingMSRs(msrs[...])
-        if written != msrs.count {
-            let rejected = msrs[Int(written)].index
-            throw .invalidArgument("KVM_SET_MSRS set \(written) of \(msrs.count) MSRs; it refused MSR 0x\(String(rejected, radix: 16))")
-        }
-    }
-
     /// Sets every MSR the host takes and returns the indices it refused, in order. KVM_SET_MSRS stops at the first
     /// MSR it refuses and says how many it set before it, so each call goes on after the refused one: one call
     /// more per refused MSR (nested hosts refuse a few), not one call per MSR.

@@ -1,6 +1,7 @@
 import ACPI
 import Devices
 import GuestMemory
+import Virtio
 
 /// The VMM's half of the VM Generation ID (`VMGenerationIDACPI` is what the guest sees): 16 bytes in the
 /// e820-reserved ACPI block, a fresh random value at boot and a new one on every snapshot restore, each change
@@ -35,16 +36,11 @@ final class VMGenerationID: Sendable {
 
     var state: State { State(address: address.rawValue, gsi: gsi) }
 
-    /// 128 random bits. `SystemRandomNumberGenerator` is the kernel's CSPRNG (getrandom(2) on Linux), which is
-    /// what the ID must come from: a guest treats it as entropy.
+    /// 128 random bits from the host kernel's CSPRNG (the entropy device's source), which is what the ID must come
+    /// from: a guest treats it as entropy.
     static func freshID() -> [UInt8] {
-        var generator = SystemRandomNumberGenerator()
-        var id: [UInt8] = []
-        id.reserveCapacity(VMGenerationIDACPI.idLength)
-        for _ in 0..<(VMGenerationIDACPI.idLength / 8) {
-            let word: UInt64 = generator.next()
-            for index in 0..<8 { id.append(UInt8(truncatingIfNeeded: word >> (8 * index))) }
-        }
+        var id = [UInt8](repeating: 0, count: VMGenerationIDACPI.idLength)
+        HostEntropySource().fill(&id)
         return id
     }
 
