@@ -8,7 +8,8 @@ import Glibc
 /// A POSIX thread running a closure, and the signal used to kick vCPU threads out of KVM_RUN.
 ///
 /// AUDITED UNSAFE FILE: passes a retained closure box through pthread_create's void* argument; the box is
-/// released exactly once, by the new thread.
+/// released exactly once, by the new thread. The box's semaphore is allocated and freed by the creator, which
+/// frees it only after the new thread's one `sem_post` (sem_post touches nothing after waking the waiter).
 public final class HostThread: @unchecked Sendable {
     // SAFETY of @unchecked Sendable: `thread` is written once in init, before the object is shared.
     private var thread = pthread_t()
@@ -16,18 +17,28 @@ public final class HostThread: @unchecked Sendable {
     private final class Box {
         let name: String
         let body: () -> Void
-        init(name: String, _ body: @escaping () -> Void) { (self.name, self.body) = (name, body) }
+        /// Posted by the new thread once it has its name; the creator waits for it. Freed by the creator.
+        let named: UnsafeMutablePointer<sem_t>
+        init(name: String, named: UnsafeMutablePointer<sem_t>, _ body: @escaping () -> Void) {
+            (self.name, self.named, self.body) = (name, named, body)
+        }
     }
 
-    /// Starts `body` on a new thread named `name` (visible in `top -H` and /proc/PID/task/*/comm).
+    /// Starts `body` on a new thread named `name` (visible in `top -H` and /proc/PID/task/*/comm), and returns
+    /// once the thread carries that name: whoever lists the threads right after (a test, `top -H`, a tool looking
+    /// for Firecracker's `fc_vcpu 0`) sees it, never the creator's name the thread starts with.
     public init(name: String, _ body: @escaping @Sendable () -> Void) throws(MachineError) {
-        let box = Unmanaged.passRetained(Box(name: String(name.prefix(15)), body)).toOpaque()
+        let named = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+        sem_init(named, 0, 0)
+        defer { sem_destroy(named); named.deallocate() }
+        let box = Unmanaged.passRetained(Box(name: String(name.prefix(15)), named: named, body)).toOpaque()
         let result = pthread_create(&thread, nil, { argument in
             let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
             // The thread names itself: for the calling thread glibc uses prctl(PR_SET_NAME), for another one
             // it writes /proc/self/task/TID/comm, whose dentries the kernel must then prune when the thread
             // exits (measurably slow on a nested host, at every VM start and stop).
             _ = chost_set_thread_name(pthread_self(), box.name)
+            sem_post(box.named)  // the last use of the semaphore here: the creator frees it after its wait
             box.body()
             return nil
         }, box)
@@ -35,6 +46,7 @@ public final class HostThread: @unchecked Sendable {
             Unmanaged<Box>.fromOpaque(box).release()
             throw .threadCreationFailed(name: name, errno: result)
         }
+        while sem_wait(named) != 0 && errno == EINTR {}
     }
 
     public func join() { pthread_join(thread, nil) }
