@@ -362,6 +362,16 @@ public actor APIController {
             }
             networks.append(SnapshotOverrides.Network(interfaceID: override.ifaceID, backend: .tap(name: override.hostDevName)))
         }
+        var drives: [SnapshotOverrides.Drive] = []
+        for override in load.driveOverrides {
+            guard !override.driveID.isEmpty, !override.pathOnHost.isEmpty else {
+                throw APIFault(message: prefix + "a drive override needs a non-empty drive_id and path_on_host")
+            }
+            guard !drives.contains(where: { $0.driveID == override.driveID }) else {
+                throw APIFault(message: prefix + "drive_overrides names drive_id \(override.driveID) twice")
+            }
+            drives.append(SnapshotOverrides.Drive(driveID: override.driveID, path: override.pathOnHost))
+        }
         if let vsock = load.vsockOverride, vsock.udsPath.isEmpty {
             throw APIFault(message: prefix + "vsock_override.uds_path is empty")
         }
@@ -371,7 +381,7 @@ public actor APIController {
         }
         let request = SnapshotLoadRequest(
             statePath: load.snapshotPath, memoryPath: load.memBackend.backendPath,
-            overrides: SnapshotOverrides(networks: networks, vsockSocketPath: load.vsockOverride?.udsPath,
+            overrides: SnapshotOverrides(networks: networks, drives: drives, vsockSocketPath: load.vsockOverride?.udsPath,
                                          advanceGuestClock: load.clockRealtime),
             resume: load.resumeVM)
         let restored: MachineConfiguration

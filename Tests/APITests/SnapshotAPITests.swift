@@ -180,12 +180,13 @@ import Testing
         let response = await api.request("PUT", "/snapshot/load", #"""
             {"snapshot_path": "/snap/state", "mem_backend": {"backend_type": "File", "backend_path": "/snap/memory"},
              "network_overrides": [{"iface_id": "net0", "host_dev_name": "tap9"}], "vsock_override": {"uds_path": "/run/v.sock"},
-             "clock_realtime": true}
+             "drive_overrides": [{"drive_id": "rootfs", "path_on_host": "/clones/2/rootfs.ext4"}], "clock_realtime": true}
             """#)
         #expect(response.status == 204, "\(response.text)")
         let expected = SnapshotLoadRequest(
             statePath: "/snap/state", memoryPath: "/snap/memory",
-            overrides: SnapshotOverrides(networks: [.init(interfaceID: "net0", backend: .tap(name: "tap9"))], vsockSocketPath: "/run/v.sock",
+            overrides: SnapshotOverrides(networks: [.init(interfaceID: "net0", backend: .tap(name: "tap9"))],
+                                         drives: [.init(driveID: "rootfs", path: "/clones/2/rootfs.ext4")], vsockSocketPath: "/run/v.sock",
                                          advanceGuestClock: true),
             resume: false)
         #expect(api.backend.calls.last == .loadSnapshot(expected))
@@ -247,6 +248,9 @@ import Testing
              "names iface_id a twice"),
             (#"{"snapshot_path": "/s", "mem_file_path": "/m", "network_overrides": [{"iface_id": "a", "host_dev_name": ""}]}"#, "non-empty"),
             (#"{"snapshot_path": "/s", "mem_file_path": "/m", "vsock_override": {"uds_path": ""}}"#, "uds_path is empty"),
+            (#"{"snapshot_path": "/s", "mem_file_path": "/m", "drive_overrides": [{"drive_id": "d", "path_on_host": "/a"}, {"drive_id": "d", "path_on_host": "/b"}]}"#,
+             "names drive_id d twice"),
+            (#"{"snapshot_path": "/s", "mem_file_path": "/m", "drive_overrides": [{"drive_id": "d", "path_on_host": ""}]}"#, "non-empty drive_id"),
           ])
     func unsupportedLoadsAreRefusedFirst(body: String, message: String) async throws {
         let api = APIHarness()

@@ -104,6 +104,9 @@ struct SnapshotCLITests {
             (["restore", "/tmp/x", "--net", "eth0=tap:averyveryverylongname"], "a TAP name is 1 to 15 characters"),
             (["restore", "/tmp/x", "--net", "net0=tap:a", "--net", "net0=tap:b"], "names interface net0 twice"),
             (["restore", "/tmp/x", "--vsock-socket", ""], "--vsock-socket needs a path"),
+            (["restore", "/tmp/x", "--disk", "/tmp/copy.img"], "use ID=PATH"),
+            (["restore", "/tmp/x", "--disk", "drive0="], "use ID=PATH"),
+            (["restore", "/tmp/x", "--disk", "drive0=/a", "--disk", "drive0=/b"], "names drive drive0 twice"),
             (["restore", "/tmp/x", "--timeout", "0"], "--timeout must be a positive number"),
           ])
     func usageErrors(arguments: [String], message: String) throws {

@@ -94,12 +94,13 @@ struct SnapshotPathsTests {
         #expect(Self.listing(directory) == ["vm.mem", "vm.snap"], "nothing was written")
     }
 
-    @Test("overrides reach the restore: a raw machine's snapshot refuses network and vsock ones, naming the state file; the clock advance is taken")
+    @Test("overrides reach the restore: a raw machine's snapshot refuses network, drive and vsock ones, naming the state file; the clock advance is taken")
     func overridesReachTheRestore() throws {
         let directory = try SnapshotTests.directory()
         _ = try Self.runAndSave(statePath: directory + "/state", memoryPath: directory + "/memory")
         let console = SnapshotTests.Console()
         for overrides in [SnapshotOverrides(networks: [.init(interfaceID: "net0", backend: .tap(name: "tap0"))]),
+                          SnapshotOverrides(drives: [.init(driveID: "drive0", path: "/tmp/copy.img")]),
                           SnapshotOverrides(vsockSocketPath: "/tmp/v.sock")] {
             let error = #expect(throws: SnapshotError.self) {
                 _ = try Machine(restoringFromState: directory + "/state", memoryPath: directory + "/memory", consoleOutput: console.fd,

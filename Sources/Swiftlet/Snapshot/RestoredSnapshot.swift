@@ -83,8 +83,8 @@ struct RestoredSnapshot {
             guard let console = MachineConfiguration.Console(rawValue: machine.console) else {
                 throw invalid(SnapshotSection.machine, "console \(machine.console) is unknown")
             }
-            guard overrides.networks.isEmpty, overrides.vsockSocketPath == nil else {
-                throw .unsupported("\(statePath) is of a raw-image machine, which has no network interfaces or vsock to override")
+            guard overrides.networks.isEmpty, overrides.drives.isEmpty, overrides.vsockSocketPath == nil else {
+                throw .unsupported("\(statePath) is of a raw-image machine, which has no network interfaces, disks or vsock to override")
             }
             configuration = MachineConfiguration(payload: .rawImage(RawImagePayload(path: machine.payloadPath, mode: mode)),
                                                  vcpuCount: machine.vcpuCount, memory: MemorySize(bytes: machine.memoryBytes),
@@ -191,8 +191,9 @@ struct RestoredSnapshot {
                                 memoryBytesWritten: memory.bytesWritten, savedAtUnixNanoseconds: machine.savedAtUnixNanoseconds)
     }
 
-    /// Swaps the host endpoints a restore was told to (`SnapshotOverrides`); the guest-visible parts (MACs, the
-    /// CID) stay the saved ones. An override naming an interface the snapshot does not have is refused.
+    /// Swaps the host endpoints and disk images a restore was told to (`SnapshotOverrides`); the guest-visible parts
+    /// (MACs, the CID, disk serials) stay the saved ones. An override naming an interface or a disk the snapshot
+    /// does not have is refused.
     static func apply(_ overrides: SnapshotOverrides, to configuration: inout MachineConfiguration, statePath: String) throws(SnapshotError) {
         for network in overrides.networks {
             let ids = configuration.networks.enumerated().map { $1.id ?? "net\($0)" }
@@ -201,6 +202,14 @@ struct RestoredSnapshot {
                                    + (ids.isEmpty ? "no network interfaces" : "interfaces \(ids.joined(separator: ", "))"))
             }
             configuration.networks[index].backend = network.backend
+        }
+        for drive in overrides.drives {
+            let ids = configuration.disks.enumerated().map { $1.id ?? "drive\($0)" }
+            guard let index = ids.firstIndex(of: drive.driveID) else {
+                throw .unsupported("drive override for \"\(drive.driveID)\": \(statePath) has "
+                                   + (ids.isEmpty ? "no disks" : "disks \(ids.joined(separator: ", "))"))
+            }
+            configuration.disks[index].path = drive.path
         }
         if let path = overrides.vsockSocketPath {
             guard configuration.vsock != nil else { throw .unsupported("vsock override: \(statePath) has no vsock device") }

@@ -79,6 +79,24 @@ public struct NetworkOverride: Codable, Sendable, Equatable {
     }
 }
 
+/// One `drive_overrides` entry: the drive `drive_id` now uses the image at `path_on_host`. Not in a Firecracker
+/// release yet: the field and its entries follow Firecracker's pull request #5774 (2026), which adds them for the
+/// same reason Swiftlet needs them: clones running at once each need their own copy of a read-write disk.
+public struct DriveOverride: Codable, Sendable, Equatable {
+    public var driveID: String
+    public var pathOnHost: String
+
+    enum CodingKeys: String, CodingKey {
+        case driveID = "drive_id"
+        case pathOnHost = "path_on_host"
+    }
+
+    public init(driveID: String, pathOnHost: String) {
+        self.driveID = driveID
+        self.pathOnHost = pathOnHost
+    }
+}
+
 /// `vsock_override`: the vsock device's new host socket. Unknown fields are ignored, as in Firecracker.
 public struct VsockOverride: Codable, Sendable, Equatable {
     public var udsPath: String
@@ -109,6 +127,7 @@ public struct SnapshotLoadParams: Codable, Sendable, Equatable {
     public var trackDirtyPages: Bool
     public var resumeVM: Bool
     public var networkOverrides: [NetworkOverride]
+    public var driveOverrides: [DriveOverride]
     public var vsockOverride: VsockOverride?
     /// Advance the guest's kvm-clock by the wall-clock time since the save.
     public var clockRealtime: Bool
@@ -122,6 +141,7 @@ public struct SnapshotLoadParams: Codable, Sendable, Equatable {
         case trackDirtyPages = "track_dirty_pages"
         case resumeVM = "resume_vm"
         case networkOverrides = "network_overrides"
+        case driveOverrides = "drive_overrides"
         case vsockOverride = "vsock_override"
         case clockRealtime = "clock_realtime"
         case hugePages = "huge_pages"
@@ -129,7 +149,8 @@ public struct SnapshotLoadParams: Codable, Sendable, Equatable {
 
     public init(snapshotPath: String, memFilePath: String? = nil, memBackend: MemoryBackend? = nil, enableDiffSnapshots: Bool = false,
                 trackDirtyPages: Bool = false, resumeVM: Bool = false, networkOverrides: [NetworkOverride] = [],
-                vsockOverride: VsockOverride? = nil, clockRealtime: Bool = false, hugePages: HugePages = .snapshot) {
+                driveOverrides: [DriveOverride] = [], vsockOverride: VsockOverride? = nil, clockRealtime: Bool = false,
+                hugePages: HugePages = .snapshot) {
         self.snapshotPath = snapshotPath
         self.memFilePath = memFilePath
         self.memBackend = memBackend
@@ -137,6 +158,7 @@ public struct SnapshotLoadParams: Codable, Sendable, Equatable {
         self.trackDirtyPages = trackDirtyPages
         self.resumeVM = resumeVM
         self.networkOverrides = networkOverrides
+        self.driveOverrides = driveOverrides
         self.vsockOverride = vsockOverride
         self.clockRealtime = clockRealtime
         self.hugePages = hugePages
@@ -151,6 +173,7 @@ public struct SnapshotLoadParams: Codable, Sendable, Equatable {
         trackDirtyPages = try container.decodeIfPresent(Bool.self, forKey: .trackDirtyPages) ?? false
         resumeVM = try container.decodeIfPresent(Bool.self, forKey: .resumeVM) ?? false
         networkOverrides = try container.decodeIfPresent([NetworkOverride].self, forKey: .networkOverrides) ?? []
+        driveOverrides = try container.decodeIfPresent([DriveOverride].self, forKey: .driveOverrides) ?? []
         vsockOverride = try container.decodeIfPresent(VsockOverride.self, forKey: .vsockOverride)
         clockRealtime = try container.decodeIfPresent(Bool.self, forKey: .clockRealtime) ?? false
         hugePages = try container.decodeIfPresent(HugePages.self, forKey: .hugePages) ?? .snapshot
@@ -166,6 +189,7 @@ public struct SnapshotLoad: Sendable, Equatable {
     public var trackDirtyPages: Bool
     public var resumeVM: Bool
     public var networkOverrides: [NetworkOverride]
+    public var driveOverrides: [DriveOverride]
     public var vsockOverride: VsockOverride?
     public var clockRealtime: Bool
     public var hugePages: SnapshotLoadParams.HugePages
@@ -173,13 +197,14 @@ public struct SnapshotLoad: Sendable, Equatable {
     public var usedDeprecatedFields: Bool
 
     public init(snapshotPath: String, memBackend: MemoryBackend, trackDirtyPages: Bool = false, resumeVM: Bool = false,
-                networkOverrides: [NetworkOverride] = [], vsockOverride: VsockOverride? = nil, clockRealtime: Bool = false,
-                hugePages: SnapshotLoadParams.HugePages = .snapshot, usedDeprecatedFields: Bool = false) {
+                networkOverrides: [NetworkOverride] = [], driveOverrides: [DriveOverride] = [], vsockOverride: VsockOverride? = nil,
+                clockRealtime: Bool = false, hugePages: SnapshotLoadParams.HugePages = .snapshot, usedDeprecatedFields: Bool = false) {
         self.snapshotPath = snapshotPath
         self.memBackend = memBackend
         self.trackDirtyPages = trackDirtyPages
         self.resumeVM = resumeVM
         self.networkOverrides = networkOverrides
+        self.driveOverrides = driveOverrides
         self.vsockOverride = vsockOverride
         self.clockRealtime = clockRealtime
         self.hugePages = hugePages
@@ -201,7 +226,7 @@ public struct SnapshotLoad: Sendable, Equatable {
         }
         self.init(snapshotPath: params.snapshotPath, memBackend: backend,
                   trackDirtyPages: params.trackDirtyPages || params.enableDiffSnapshots, resumeVM: params.resumeVM,
-                  networkOverrides: params.networkOverrides, vsockOverride: params.vsockOverride,
+                  networkOverrides: params.networkOverrides, driveOverrides: params.driveOverrides, vsockOverride: params.vsockOverride,
                   clockRealtime: params.clockRealtime, hugePages: params.hugePages,
                   usedDeprecatedFields: params.memFilePath != nil || params.enableDiffSnapshots)
     }

@@ -18,7 +18,8 @@ struct RestoreCommand: ParsableCommand {
             DIR holds `state` and `memory` (swiftlet snapshot writes them). The guest continues from the instruction \
             where it was paused; its memory is the memory file mapped copy-on-write, so the files are never changed \
             and many restores of one snapshot can run at once. --net and --vsock-socket give a clone its own host \
-            endpoints (Firecracker's network_overrides and vsock_override). Exit statuses as for `swiftlet run`; a \
+            endpoints (Firecracker's network_overrides and vsock_override), --disk its own copy of a read-write disk \
+            (drive_overrides; a disk is locked by the process using it). Exit statuses as for `swiftlet run`; a \
             snapshot that cannot be used is status 1, with a message naming the file and the problem.
             """
     )
@@ -29,6 +30,10 @@ struct RestoreCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Attach the saved network interface ID (net0, net1, ... for interfaces given on the command line; the iface_id through the API) to another host backend; repeatable.",
                                valueName: "ID=tap:NAME|ID=socket:PATH[,listen]"))
     var net: [String] = []
+
+    @Option(help: ArgumentHelp("Use another image for the saved disk ID (drive0, drive1, ... for disks given on the command line; the drive_id through the API): a copy of that disk as it was at the save; repeatable.",
+                               valueName: "ID=PATH"))
+    var disk: [String] = []
 
     @Option(name: .customLong("vsock-socket"), help: ArgumentHelp("The vsock device's new host socket path.", valueName: "path"))
     var vsockSocket: String?
@@ -57,10 +62,23 @@ struct RestoreCommand: ParsableCommand {
             let override = try Self.networkOverride(parsing: spec)
             guard seen.insert(override.interfaceID).inserted else { throw ValidationError("--net names interface \(override.interfaceID) twice") }
         }
+        var seenDisks: Set<String> = []
+        for spec in disk {
+            let override = try Self.driveOverride(parsing: spec)
+            guard seenDisks.insert(override.driveID).inserted else { throw ValidationError("--disk names drive \(override.driveID) twice") }
+        }
         if let vsockSocket, vsockSocket.isEmpty { throw ValidationError("--vsock-socket needs a path") }
         if let timeout, !(timeout > 0 && timeout <= RunCommand.maximumTimeout) {
             throw ValidationError("--timeout must be a positive number of seconds, at most \(Int(RunCommand.maximumTimeout)) (got \(timeout))")
         }
+    }
+
+    /// `ID=PATH`: the id as the snapshot names the disk, the path of the image to use instead.
+    static func driveOverride(parsing spec: String) throws -> SnapshotOverrides.Drive {
+        guard let equals = spec.firstIndex(of: "="), equals != spec.startIndex, spec.index(after: equals) != spec.endIndex else {
+            throw ValidationError("--disk \(spec): use ID=PATH")
+        }
+        return SnapshotOverrides.Drive(driveID: String(spec[..<equals]), path: String(spec[spec.index(after: equals)...]))
     }
 
     /// `ID=tap:NAME` or `ID=socket:PATH[,listen]`.
@@ -99,7 +117,8 @@ struct RestoreCommand: ParsableCommand {
         MachineSession.bootstrapLogging(observability: observability, verbose: verbose)
         let logger = Logger(label: "swiftlet")
         let timeline = BootTimeline(origin: processStart)
-        let overrides = SnapshotOverrides(networks: try net.map(Self.networkOverride(parsing:)), vsockSocketPath: vsockSocket,
+        let overrides = SnapshotOverrides(networks: try net.map(Self.networkOverride(parsing:)),
+                                          drives: try disk.map(Self.driveOverride(parsing:)), vsockSocketPath: vsockSocket,
                                           advanceGuestClock: advanceClock)
         let machine: Machine
         do {
