@@ -114,7 +114,7 @@ let package = Package(
         // They link with lld and startup.order (scripts/order-startup-symbols writes it): the code and data a VM's
         // start-up touches are packed together, so the kernel maps fewer 64 KiB stretches of the binary.
         .executableTarget(name: "SwiftletCLI", dependencies: [
-            "Swiftlet", "SwiftletAPI", "SwiftletCommandLine", "Jailer", "SwiftletSandbox", "SwiftletAgentClient", "AgentCore", "CAgent",
+            "Swiftlet", "GuestMemory", "SwiftletAPI", "SwiftletCommandLine", "Jailer", "SwiftletSandbox", "SwiftletAgentClient", "AgentCore", "CAgent",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["startup.order"], linkerSettings: [

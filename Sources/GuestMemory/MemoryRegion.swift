@@ -23,6 +23,8 @@ public final class MemoryRegion: @unchecked Sendable {
     /// Whether the mapping is of a snapshot's memory file (pages the guest never touched then hold the file's
     /// bytes, not zeros).
     private let isFileBacked: Bool
+    /// The pages the VMM writes while dirty-page logging is on (for `Diff` snapshots; KVM logs the vCPUs' writes).
+    public let dirtyLog: DirtyPageLog
 
     /// Maps `size` bytes of zeroed anonymous memory for guest-physical `[guestBase, guestBase + size)`.
     public init(guestBase: GuestAddress, size: UInt64) throws(GuestMemoryError) {
@@ -38,6 +40,7 @@ public final class MemoryRegion: @unchecked Sendable {
         self.size = size
         self.base = pointer
         isFileBacked = false
+        dirtyLog = DirtyPageLog(regionSize: size)
     }
 
     /// Maps `size` bytes of the open file `file` from `fileOffset` on, copy-on-write (MAP_PRIVATE), for
@@ -57,6 +60,7 @@ public final class MemoryRegion: @unchecked Sendable {
         self.size = size
         self.base = pointer
         isFileBacked = true
+        dirtyLog = DirtyPageLog(regionSize: size)
     }
 
     deinit {
@@ -123,6 +127,36 @@ public final class MemoryRegion: @unchecked Sendable {
         return written
     }
 
+    /// Writes the pages whose bit is set in `pages` (one bit per page, bit i of word i/64 for page i) to `file` at
+    /// `fileOffset + their offset`, zero pages included: in a `Diff` memory file a written page replaces the base's,
+    /// and a hole means "unchanged". Runs of set bits go out in one pwrite each. Returns the bytes written.
+    func writePages(_ pages: [UInt64], to file: FileDescriptor, fileOffset: UInt64, path: String) throws(GuestMemoryError) -> UInt64 {
+        let page = Int(Self.pageSize)
+        let pageCount = (Int(size) + page - 1) / page
+        func isSet(_ index: Int) -> Bool { index >> 6 < pages.count && pages[index >> 6] & (1 << UInt64(index & 63)) != 0 }
+        var written: UInt64 = 0
+        var index = 0
+        while index < pageCount {
+            guard isSet(index) else { index += 1; continue }
+            var end = index
+            while end < pageCount && isSet(end) && end - index < 2048 { end += 1 }
+            let start = index * page, stop = min(end * page, Int(size))
+            var done = start
+            while done < stop {
+                // SAFETY: start..<stop lies inside the mapping (page offsets below `size`, clamped to it).
+                let count = pwrite(file.rawValue, base + done, stop - done, off_t(fileOffset + UInt64(done)))
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    throw .file(path: path, operation: "write", errno: Errno(rawValue: errno))
+                }
+                done += count
+            }
+            written += UInt64(stop - start)
+            index = end
+        }
+        return written
+    }
+
     /// `count` pagemap entries from virtual page `firstPage` on; fewer (even none) if the kernel gives fewer, in
     /// which case the caller compares those pages instead.
     private static func pagemapEntries(_ fd: Int32, firstPage: Int, count: Int) -> [UInt64] {
@@ -160,6 +194,7 @@ public final class MemoryRegion: @unchecked Sendable {
     func copyIn(offset: Int, from source: UnsafeRawBufferPointer) {
         // SAFETY: hostOffset proved offset + source.count <= size.
         guard let src = source.baseAddress else { return }
+        dirtyLog.mark(offset: offset, count: source.count)
         (base + offset).copyMemory(from: src, byteCount: source.count)
     }
 
@@ -188,6 +223,7 @@ public final class MemoryRegion: @unchecked Sendable {
     @inline(__always)
     func storeLittleEndian<T: FixedWidthInteger>(_ value: T, offset: Int) {
         // SAFETY: as above.
+        dirtyLog.mark(offset: offset, count: MemoryLayout<T>.size)
         let address = base + offset
         switch MemoryLayout<T>.size {
         case 1: address.storeBytes(of: UInt8(truncatingIfNeeded: value), as: UInt8.self)
@@ -204,6 +240,7 @@ public final class MemoryRegion: @unchecked Sendable {
     @inline(__always)
     func zero(offset: Int, count: Int) {
         // SAFETY: hostOffset proved offset + count <= size.
+        dirtyLog.mark(offset: offset, count: count)
         memset(base + offset, 0, count)
     }
 
@@ -214,6 +251,7 @@ public final class MemoryRegion: @unchecked Sendable {
     }
 
     package func withMutableBytes<R>(offset: Int, count: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
-        try body(UnsafeMutableRawBufferPointer(start: base + offset, count: count))
+        dirtyLog.mark(offset: offset, count: count)  // whether or not body writes all of it: a page too many is harmless
+        return try body(UnsafeMutableRawBufferPointer(start: base + offset, count: count))
     }
 }

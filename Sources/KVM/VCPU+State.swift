@@ -173,19 +173,16 @@ extension VCPU {
         return state
     }
 
-    /// Reads `indices` in chunks; KVM_GET_MSRS stops at the first MSR it cannot read, so that one is recorded as
-    /// refused and reading goes on after it.
+    /// Reads `indices` in batches (`walkMSRBatches`): an MSR KVM_GET_MSRS refuses is recorded and reading goes on
+    /// after it; a batch whose call fails as a whole is recorded and skipped.
     private func readMSRs(_ indices: [UInt32], refused: inout [String]) -> [MSRValue] {
         var values: [MSRValue] = []
-        var start = 0
-        let chunk = Int(CKVM_MAX_MSR_ENTRIES)
-        while start < indices.count {
-            let batch = Array(indices[start..<min(start + chunk, indices.count)])
+        var failures: [String] = []
+        Self.walkMSRBatches(indices, handle: { batch in
             let read: [UInt32: UInt64]
-            do { read = try msrs(batch) } catch {
-                refused.append("\(error.description) for MSRs 0x\(String(batch[0], radix: 16))...")
-                start += batch.count
-                continue
+            do throws(KVMError) { read = try msrs(Array(batch)) } catch {
+                failures.append("\(error.description) for MSRs 0x\(String(batch[batch.startIndex], radix: 16))...")
+                return batch.count
             }
             var taken = 0
             for index in batch {
@@ -193,12 +190,9 @@ extension VCPU {
                 values.append(MSRValue(index: index, value: value))
                 taken += 1
             }
-            if taken < batch.count {
-                refused.append("MSR 0x\(String(batch[taken], radix: 16)) (KVM_GET_MSRS)")
-                taken += 1
-            }
-            start += taken
-        }
+            return taken
+        }, refused: { failures.append("MSR 0x\(String($0, radix: 16)) (KVM_GET_MSRS)") })
+        refused += failures
         return values
     }
 

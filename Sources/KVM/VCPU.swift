@@ -81,22 +81,31 @@ public final class VCPU: @unchecked Sendable {
         _ = try Ioctl.pointer(fd.rawValue, CKVM_SET_CPUID2, &table, "KVM_SET_CPUID2")
     }
 
-    /// Sets every MSR the host takes and returns the indices it refused, in order. KVM_SET_MSRS stops at the first
-    /// MSR it refuses and says how many it set before it, so each call goes on after the refused one: one call
-    /// more per refused MSR (nested hosts refuse a few), not one call per MSR.
+    /// Sets every MSR the host takes and returns the indices it refused, in order.
     public func setMSRsSkippingRefused(_ msrs: [(index: UInt32, value: UInt64)]) throws(KVMError) -> [UInt32] {
         var refused: [UInt32] = []
-        var rest = msrs[...]
+        try Self.walkMSRBatches(msrs, handle: { (batch) throws(KVMError) in try setLeadingMSRs(batch) },
+                                refused: { refused.append($0.index) })
+        return refused
+    }
+
+    /// KVM_GET_MSRS and KVM_SET_MSRS work through their list in order, stop at the first MSR they refuse and say how
+    /// many came before it. This walks `items` in batches of at most CKVM_MAX_MSR_ENTRIES: `handle` does one call
+    /// and returns how many items from the batch's start it got through; the item after those is given to `refused`
+    /// and skipped, and the walk goes on after it. One call more per refused MSR (nested hosts refuse a few), not
+    /// one call per MSR.
+    static func walkMSRBatches<Item, Failure: Error>(_ items: [Item], handle: (ArraySlice<Item>) throws(Failure) -> Int,
+                                                     refused: (Item) -> Void) throws(Failure) {
+        var rest = items[...]
         while !rest.isEmpty {
             let batch = rest.prefix(Int(CKVM_MAX_MSR_ENTRIES))
-            let written = try setLeadingMSRs(batch)
-            rest = rest.dropFirst(written)
-            if written < batch.count, let first = rest.first {
-                refused.append(first.index)
+            let done = min(max(try handle(batch), 0), batch.count)
+            rest = rest.dropFirst(done)
+            if done < batch.count, let first = rest.first {
+                refused(first)
                 rest = rest.dropFirst()
             }
         }
-        return refused
     }
 
     /// One KVM_SET_MSRS of up to CKVM_MAX_MSR_ENTRIES entries; returns how many KVM set, from the first on.

@@ -23,14 +23,30 @@ public final class VirtualMachine: Sendable {
         (try? Ioctl.value(fd.rawValue, CKVM_CHECK_EXTENSION, UInt(capability), "KVM_CHECK_EXTENSION")) ?? 0
     }
 
-    /// Registers every region of `memory` as a KVM memory slot (slots 0, 1, ...).
-    public func mapGuestMemory(_ memory: GuestMemory) throws(KVMError) {
+    /// Registers every region of `memory` as a KVM memory slot (slots 0, 1, ...). With `logDirtyPages`, KVM logs
+    /// which pages the vCPUs write (KVM_MEM_LOG_DIRTY_PAGES; read with `takeDirtyLog`). Calling it again with the
+    /// same memory changes only the flag.
+    public func mapGuestMemory(_ memory: GuestMemory, logDirtyPages: Bool = false) throws(KVMError) {
         for (slot, region) in memory.regions.enumerated() {
             var descriptor = kvm_userspace_memory_region(
-                slot: UInt32(slot), flags: 0, guest_phys_addr: region.guestBase.rawValue,
+                slot: UInt32(slot), flags: logDirtyPages ? UInt32(CKVM_MEM_LOG_DIRTY_PAGES) : 0, guest_phys_addr: region.guestBase.rawValue,
                 memory_size: region.size, userspace_addr: region.hostAddressForKVM)
             _ = try Ioctl.pointer(fd.rawValue, CKVM_SET_USER_MEMORY_REGION, &descriptor, "KVM_SET_USER_MEMORY_REGION")
         }
+    }
+
+    /// KVM_GET_DIRTY_LOG for every slot of `memory` (mapped with `logDirtyPages`): the pages the vCPUs wrote since
+    /// the last call, one bitmap per region (bit i of word i/64 for page i). KVM clears its log as it reads it.
+    public func takeDirtyLog(_ memory: GuestMemory) throws(KVMError) -> [[UInt64]] {
+        var logs: [[UInt64]] = []
+        for (slot, region) in memory.regions.enumerated() {
+            let pages = Int((region.size + MemoryRegion.pageSize - 1) / MemoryRegion.pageSize)
+            var bitmap = [UInt64](repeating: 0, count: (pages + 63) / 64)
+            let result = ckvm_get_dirty_log(fd.rawValue, UInt32(slot), &bitmap)
+            guard result == 0 else { throw .ioctlFailed(name: "KVM_GET_DIRTY_LOG", errno: Errno(rawValue: errno)) }
+            logs.append(bitmap)
+        }
+        return logs
     }
 
     /// KVM_SET_TSS_ADDR: three pages of guest-physical space KVM uses for real-mode emulation on Intel hosts.

@@ -321,16 +321,13 @@ public actor APIController {
     /// refused before anything is written.
     private func createSnapshot(_ params: SnapshotCreateParams) async throws(APIFault) {
         let prefix = "Create snapshot error: "
-        guard params.snapshotType == .full else {
-            throw APIFault(message: prefix + "Diff snapshots are not supported by Swiftlet: it does not track dirty pages yet; "
-                + "take a Full snapshot (its memory file is sparse: only pages the guest touched are written)")
-        }
         let state = backend.machineState
         guard state == .paused else {
             throw APIFault(message: prefix + "the microVM must be paused first (PATCH /vm {\"state\": \"Paused\"}); it is \(state)")
         }
         do {
-            try await backend.createSnapshot(statePath: params.snapshotPath, memoryPath: params.memFilePath)
+            try await backend.createSnapshot(statePath: params.snapshotPath, memoryPath: params.memFilePath,
+                                             kind: params.snapshotType == .diff ? .diff : .full)
         } catch {
             throw APIFault(message: prefix + "\(error)")
         }
@@ -376,14 +373,11 @@ public actor APIController {
             throw APIFault(message: prefix + "vsock_override.uds_path is empty")
         }
         if load.usedDeprecatedFields { logger.warning("\(SnapshotLoad.deprecation)") }
-        if load.trackDirtyPages {
-            logger.warning("PUT /snapshot/load: track_dirty_pages is accepted but Swiftlet does not track dirty pages yet: a later Diff snapshot will be refused")
-        }
         let request = SnapshotLoadRequest(
             statePath: load.snapshotPath, memoryPath: load.memBackend.backendPath,
             overrides: SnapshotOverrides(networks: networks, drives: drives, vsockSocketPath: load.vsockOverride?.udsPath,
                                          advanceGuestClock: load.clockRealtime),
-            resume: load.resumeVM)
+            resume: load.resumeVM, trackDirtyPages: load.trackDirtyPages)
         let restored: MachineConfiguration
         do {
             restored = try await backend.loadSnapshot(request)
@@ -414,6 +408,7 @@ public actor APIController {
         startWarnings = warnings
         for warning in warnings { logger.warning("InstanceStart: \(warning)") }
         do {
+            if resources.machineConfig.trackDirtyPages { try backend.trackDirtyPages() }
             try await backend.start(configuration)
         } catch {
             throw APIFault(message: "Start microvm error: \(error)")

@@ -38,8 +38,13 @@ public protocol VMMBackend: AnyObject, Sendable {
     func configureLogger(_ logger: LoggerSettings) throws
 
     /// `PUT /snapshot/create`: saves the paused machine, its state to `statePath` and its RAM to `memoryPath`
-    /// (`Machine.saveSnapshot(statePath:memoryPath:)`). The machine stays paused.
-    func createSnapshot(statePath: String, memoryPath: String) async throws
+    /// (`Machine.saveSnapshot(statePath:memoryPath:kind:)`; `Diff`: only the pages written since the previous
+    /// snapshot). The machine stays paused.
+    func createSnapshot(statePath: String, memoryPath: String, kind: SnapshotKind) async throws
+
+    /// machine-config's `track_dirty_pages` at InstanceStart (called before `start` when it is set): the machine
+    /// tracks the pages written, so that `Diff` snapshots can be taken.
+    func trackDirtyPages() throws
 
     /// `PUT /snapshot/load`, in a process that has not booted: builds the machine from the snapshot and, with
     /// `request.resume`, starts it; otherwise it is reported `.paused` until `resume()` starts it. Returns the
@@ -56,19 +61,27 @@ public struct SnapshotLoadRequest: Sendable, Equatable {
     public var overrides: SnapshotOverrides
     /// `resume_vm`: start the restored machine at once.
     public var resume: Bool
+    /// `track_dirty_pages`: the restored machine tracks the pages written from the load on (for `Diff` snapshots).
+    public var trackDirtyPages: Bool
 
-    public init(statePath: String, memoryPath: String, overrides: SnapshotOverrides = SnapshotOverrides(), resume: Bool = false) {
+    public init(statePath: String, memoryPath: String, overrides: SnapshotOverrides = SnapshotOverrides(), resume: Bool = false,
+                trackDirtyPages: Bool = false) {
         self.statePath = statePath
         self.memoryPath = memoryPath
         self.overrides = overrides
         self.resume = resume
+        self.trackDirtyPages = trackDirtyPages
     }
 }
 
 /// Backends without snapshots refuse them plainly.
 extension VMMBackend {
-    public func createSnapshot(statePath: String, memoryPath: String) async throws {
+    public func createSnapshot(statePath: String, memoryPath: String, kind: SnapshotKind) async throws {
         throw APIFault(message: "this VMM backend does not take snapshots")
+    }
+
+    public func trackDirtyPages() throws {
+        throw APIFault(message: "this VMM backend does not track dirty pages")
     }
 
     public func loadSnapshot(_ request: SnapshotLoadRequest) async throws -> MachineConfiguration {

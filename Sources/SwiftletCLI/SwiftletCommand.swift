@@ -14,7 +14,8 @@ struct SwiftletCommand: ParsableCommand {
         version: version,
         subcommands: [RunCommand.self, ServeCommand.self, PsCommand.self, AttachCommand.self, LogsCommand.self, PauseCommand.self,
                       ResumeCommand.self, StopCommand.self, KillCommand.self, RmCommand.self, InspectCommand.self,
-                      ExecCommand.self, CopyCommand.self, SnapshotCommand.self, RestoreCommand.self, JailCommand.self],
+                      ExecCommand.self, CopyCommand.self, SnapshotCommand.self, RestoreCommand.self, MergeMemoryCommand.self,
+                      JailCommand.self],
         defaultSubcommand: nil
     )
 

@@ -11,7 +11,8 @@ final class FakeBackend: VMMBackend {
         case replaceDrive(id: String, path: String)
         case configureMetrics(path: String)
         case configureLogger(LoggerSettings)
-        case createSnapshot(statePath: String, memoryPath: String)
+        case createSnapshot(statePath: String, memoryPath: String, kind: SnapshotKind)
+        case trackDirtyPages
         case loadSnapshot(SnapshotLoadRequest)
     }
 
@@ -48,9 +49,10 @@ final class FakeBackend: VMMBackend {
     func flushMetrics() throws { try record(.flushMetrics) }
     func configureMetrics(path: String) throws { try record(.configureMetrics(path: path)) }
     func configureLogger(_ logger: LoggerSettings) throws { try record(.configureLogger(logger)) }
-    func createSnapshot(statePath: String, memoryPath: String) async throws {
-        try record(.createSnapshot(statePath: statePath, memoryPath: memoryPath))
+    func createSnapshot(statePath: String, memoryPath: String, kind: SnapshotKind) async throws {
+        try record(.createSnapshot(statePath: statePath, memoryPath: memoryPath, kind: kind))
     }
+    func trackDirtyPages() throws { try record(.trackDirtyPages) }
     func loadSnapshot(_ request: SnapshotLoadRequest) async throws -> MachineConfiguration {
         // A loaded VM is paused until resumed, as in Firecracker (resume_vm: running at once).
         try record(.loadSnapshot(request), then: request.resume ? .running : .paused)

@@ -133,27 +133,46 @@ import Testing
         let running = await api.request("PUT", "/snapshot/create", Self.create)
         #expect(running.status == 400)
         #expect(running.faultMessage?.hasPrefix("Create snapshot error: the microVM must be paused first") == true, "\(running.text)")
-        #expect(!api.backend.calls.contains(.createSnapshot(statePath: "/snap/state", memoryPath: "/snap/memory")))
+        #expect(!api.backend.calls.contains(.createSnapshot(statePath: "/snap/state", memoryPath: "/snap/memory", kind: .full)))
 
         #expect(await api.request("PATCH", "/vm", #"{"state": "Paused"}"#).status == 204)
         let saved = await api.request("PUT", "/snapshot/create", Self.create)
         #expect(saved.status == 204, "\(saved.text)")
         #expect(saved.body.isEmpty)
-        #expect(api.backend.calls.last == .createSnapshot(statePath: "/snap/state", memoryPath: "/snap/memory"))
+        #expect(api.backend.calls.last == .createSnapshot(statePath: "/snap/state", memoryPath: "/snap/memory", kind: .full))
         #expect(await api.request("GET", "/").member("state") == .string("Paused"))
     }
 
-    @Test("Diff is refused with the reason, before the machine is touched")
-    func diffIsRefused() async {
+    @Test("Diff reaches the backend as a Diff; machine-config's track_dirty_pages turns tracking on before the start, and only then")
+    func diffAndTracking() async {
+        let plain = APIHarness()
+        _ = await plain.putKernel()
+        _ = await plain.start()
+        #expect(!plain.backend.calls.contains(.trackDirtyPages))
+
         let api = APIHarness()
         _ = await api.putKernel()
+        #expect(await api.request("PATCH", "/machine-config", #"{"track_dirty_pages": true}"#).status == 204)
         _ = await api.start()
+        let calls = api.backend.calls
+        guard let at = calls.firstIndex(of: .trackDirtyPages), at + 1 < calls.count, case .start = calls[at + 1] else {
+            Issue.record("tracking is not turned on right before the start: \(calls)")
+            return
+        }
         _ = await api.request("PATCH", "/vm", #"{"state": "Paused"}"#)
-        let calls = api.backend.calls.count
         let response = await api.request("PUT", "/snapshot/create", #"{"snapshot_type": "Diff", "snapshot_path": "/s", "mem_file_path": "/m"}"#)
-        #expect(response.status == 400)
-        #expect(response.faultMessage?.hasPrefix("Create snapshot error: Diff snapshots are not supported by Swiftlet") == true, "\(response.text)")
-        #expect(api.backend.calls.count == calls)
+        #expect(response.status == 204, "\(response.text)")
+        #expect(api.backend.calls.last == .createSnapshot(statePath: "/s", memoryPath: "/m", kind: .diff))
+    }
+
+    @Test("load: track_dirty_pages reaches the backend with the request")
+    func loadWithTracking() async {
+        let api = APIHarness()
+        let response = await api.request("PUT", "/snapshot/load", #"""
+            {"snapshot_path": "/s", "mem_backend": {"backend_type": "File", "backend_path": "/m"}, "track_dirty_pages": true}
+            """#)
+        #expect(response.status == 204, "\(response.text)")
+        #expect(api.backend.calls.last == .loadSnapshot(SnapshotLoadRequest(statePath: "/s", memoryPath: "/m", trackDirtyPages: true)))
     }
 
     @Test func createFailureIsAFault() async {

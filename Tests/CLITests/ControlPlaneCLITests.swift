@@ -168,6 +168,45 @@ struct ControlPlaneCLITests {
         #expect(try Self.request(socket, "PUT", "/actions", #"{"action_type": "InstanceStart"}"#).status == 400, "a second start is refused")
     }
 
+    @Test("track_dirty_pages through the API: Full, resume, pause, Diff; the Diff's memory file is smaller, and swiftlet merge-memory puts it onto the Full's",
+          .enabled(if: hasKVM && FileManager.default.fileExists(atPath: defaultKernel), "needs /dev/kvm and scripts/setup's guest kernel"))
+    func diffSnapshotThroughTheAPI() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftlet-diff-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let socket = Self.socketPath()
+        let vmm = try Swiftlet.start(["serve", "--api-sock", socket])
+        defer { if vmm.process.isRunning { vmm.process.terminate(); vmm.process.waitUntilExit() } }
+        Self.waitForSocket(socket)
+        #expect(try Self.request(socket, "PUT", "/boot-source", #"{"kernel_image_path": "\#(Self.defaultKernel)", "boot_args": "console=ttyS0 reboot=k panic=1"}"#).status == 204)
+        #expect(try Self.request(socket, "PUT", "/machine-config", #"{"vcpu_count": 1, "mem_size_mib": 128, "track_dirty_pages": true}"#).status == 204)
+        #expect(try Self.request(socket, "PUT", "/actions", #"{"action_type": "InstanceStart"}"#).status == 204)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try Self.request(socket, "PATCH", "/vm", #"{"state": "Paused"}"#).status == 204)
+        let full = try Self.request(socket, "PUT", "/snapshot/create",
+                                    #"{"snapshot_type": "Full", "snapshot_path": "\#(directory)/full.state", "mem_file_path": "\#(directory)/full.mem"}"#)
+        #expect(full.status == 204, "\(full.body)")
+        #expect(try Self.request(socket, "PATCH", "/vm", #"{"state": "Resumed"}"#).status == 204)
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(try Self.request(socket, "PATCH", "/vm", #"{"state": "Paused"}"#).status == 204)
+        let diff = try Self.request(socket, "PUT", "/snapshot/create",
+                                    #"{"snapshot_type": "Diff", "snapshot_path": "\#(directory)/diff.state", "mem_file_path": "\#(directory)/diff.mem"}"#)
+        #expect(diff.status == 204, "\(diff.body)")
+
+        func allocated(_ path: String) -> Int {
+            var info = stat()
+            return stat(path, &info) == 0 ? Int(info.st_blocks) * 512 : -1
+        }
+        let fullBytes = allocated(directory + "/full.mem"), diffBytes = allocated(directory + "/diff.mem")
+        print("API Diff: the Full's memory file takes \(fullBytes) bytes on disk, the Diff's \(diffBytes)")
+        #expect(diffBytes > 0 && diffBytes < fullBytes, "full \(fullBytes), diff \(diffBytes)")
+        let merge = try Swiftlet.run(["merge-memory", directory + "/diff.mem", directory + "/full.mem"])
+        #expect(merge.status == 0, "stderr: \(merge.stderr)")
+        #expect(merge.stdout.contains("written onto"), "stdout: \(merge.stdout)")
+        let mismatch = try Swiftlet.run(["merge-memory", directory + "/diff.mem", directory + "/diff.state"])
+        #expect(mismatch.status == 1 && mismatch.stderr.contains("diff.mem"), "stderr: \(mismatch.stderr)")
+    }
+
     static var defaultKernel: String {
         let cache = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"] ?? (NSHomeDirectory() + "/.cache")
         return cache + "/swiftlet/guest/vmlinux"

@@ -72,6 +72,26 @@ struct KVMBindingTests {
         #expect(read[0x174] == 0x10 && read[0x175] == 0x2000 && read[0x176] == 0x3000, "\(read)")
     }
 
+    @Test("the MSR walk: batches of at most 64, one call more per refused MSR, which is skipped; a short count is clamped")
+    func msrBatchWalk() {
+        let items = Array(0..<150)
+        let refusing: Set<Int> = [3, 64, 65, 149]
+        var calls: [[Int]] = [], refused: [Int] = []
+        VCPU.walkMSRBatches(items, handle: { batch in
+            calls.append(Array(batch))
+            return batch.firstIndex { refusing.contains($0) }.map { $0 - batch.startIndex } ?? batch.count
+        }, refused: { refused.append($0) })
+        #expect(refused == [3, 64, 65, 149])
+        #expect(calls.allSatisfy { $0.count <= 64 })
+        // 0-63 stops at 3; 4-67 stops at 64; 65-128 stops at once; 66-129 goes through; 130-149 stops at 149.
+        #expect(calls.map(\.count) == [64, 64, 64, 64, 20])
+        #expect(Set(calls.flatMap { $0 }) == Set(items), "every item was offered")
+        // A handler that claims more than it was given, or less than none, cannot move the walk outside the items.
+        var offered = 0
+        VCPU.walkMSRBatches(items, handle: { batch in offered += 1; return offered == 1 ? -5 : 1_000 }, refused: { _ in })
+        #expect(offered == 4, "a first call that got through nothing skips one item; then 149 items in 3 whole batches")
+    }
+
     @Test func supportedCPUIDHasTheKVMSignatureLeaf() throws {
         let entries = try KVMSystem().supportedCPUID()
         #expect(entries.contains { $0.function == 0x4000_0000 && $0.ebx == 0x4B4D_564B })   // "KVMK"

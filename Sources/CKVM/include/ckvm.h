@@ -102,6 +102,15 @@ struct ckvm_irq_routing {
     struct kvm_irq_routing_entry entries[CKVM_MAX_IRQ_ROUTES];
 };
 
+// KVM_GET_DIRTY_LOG for one memory slot into `bitmap` (one bit per page of the slot, in 64-bit words): the
+// struct's pointer sits in an anonymous union, which Swift imports awkwardly. Returns ioctl's result.
+static const unsigned long CKVM_MEM_LOG_DIRTY_PAGES = KVM_MEM_LOG_DIRTY_PAGES;
+static inline int ckvm_get_dirty_log(int fd, __u32 slot, __u64 *bitmap) {
+    struct kvm_dirty_log log = { .slot = slot };
+    log.dirty_bitmap = bitmap;
+    return ioctl(fd, KVM_GET_DIRTY_LOG, &log);
+}
+
 // Access to the kvm_run union members by name (Swift imports anonymous unions awkwardly).
 static inline struct kvm_run *ckvm_run(void *page) { return (struct kvm_run *)page; }
 

@@ -39,11 +39,21 @@ extension Machine {
     /// The machine stays paused; `resume()` lets it go on. Every virtio device is saved with its transport (PCI
     /// configuration space and MSI-X table, or the virtio-mmio registers) and its queues' positions; a device model
     /// that cannot be saved refuses the save (`SnapshotError.unsupported`) before anything is written.
+    ///
+    /// `kind: .diff` writes only the pages written since the previous snapshot (or since tracking began) into a
+    /// memory file of RAM's size whose other pages are holes; it needs dirty-page tracking
+    /// (`enableDirtyPageTracking()`). Merge it onto the previous memory file (`GuestMemory.mergeDiff`,
+    /// `swiftlet merge-memory`) before restoring. Any snapshot of a tracking machine starts the next `Diff` afresh.
     @discardableResult
-    public func saveSnapshot(to directory: String) throws(SnapshotError) -> SnapshotSummary {
+    public func saveSnapshot(to directory: String, kind: SnapshotKind = .full) throws(SnapshotError) -> SnapshotSummary {
         try lifecycle.transition.withLock { _ throws(SnapshotError) -> SnapshotSummary in
             let current = state
             guard current == .paused else { throw .notPaused(current) }
+            let tracking = memory.isLoggingDirtyPages
+            guard kind == .full || tracking else {
+                throw .unsupported("a Diff snapshot needs dirty-page tracking, which is off for this machine "
+                                   + "(track_dirty_pages in machine-config or the snapshot load)")
+            }
             // Devices first: a model that cannot be saved refuses the whole save before anything is written.
             var virtioSections: [VirtioSection] = []
             for handle in virtioTransports {
@@ -99,9 +109,19 @@ extension Machine {
             // Memory, sparsely, under a temporary name.
             let memoryPath = directory + "/" + Self.snapshotMemoryFile
             let written: GuestMemory.SparseWriteResult
-            do throws(GuestMemoryError) { written = try memory.writeSparse(to: memoryPath + ".partial") } catch {
-                unlink(memoryPath + ".partial")
-                throw .memory(error)
+            switch kind {
+            case .full:
+                do throws(GuestMemoryError) { written = try memory.writeSparse(to: memoryPath + ".partial") } catch {
+                    unlink(memoryPath + ".partial")
+                    throw .memory(error)
+                }
+            case .diff:
+                let kvmDirty: [[UInt64]]
+                do throws(KVMError) { kvmDirty = try vm.takeDirtyLog(memory) } catch { throw .kvm(operation: "read the dirty-page log", error) }
+                do throws(GuestMemoryError) { written = try memory.writeDirtyPages(to: memoryPath + ".partial", kvmDirty: kvmDirty) } catch {
+                    unlink(memoryPath + ".partial")
+                    throw .memory(error)
+                }
             }
             var offset: UInt64 = 0
             let regions = memory.regions.map { region -> MemorySection.Region in
@@ -119,7 +139,7 @@ extension Machine {
             file.sections.append(.init(name: SnapshotSection.machine, payload: SnapshotSection.encode(machineSection)))
             file.sections.append(.init(name: SnapshotSection.memory, payload: SnapshotSection.encode(
                 MemorySection(file: Self.snapshotMemoryFile, pageSize: MemoryRegion.pageSize, fileSize: written.fileSize,
-                              regions: regions, bytesWritten: written.bytesWritten))))
+                              regions: regions, bytesWritten: written.bytesWritten, kind: kind == .diff ? "Diff" : nil))))
             file.sections.append(.init(name: SnapshotSection.vm, payload: SnapshotSection.encode(vmSection)))
             for (index, section) in vcpuSections.enumerated() {
                 file.sections.append(.init(name: SnapshotSection.vcpu(index), payload: SnapshotSection.encode(section)))
@@ -143,6 +163,11 @@ extension Machine {
             }
             let encoded = file.encoded()
             try SnapshotFile.writeAtomically(encoded, to: directory + "/" + Self.snapshotStateFile)
+            if tracking, kind == .full {
+                // The next Diff is relative to this snapshot: what was written before it is in this memory file.
+                _ = try? vm.takeDirtyLog(memory)
+                memory.clearDirtyPageLog()
+            }
             for line in refused { logger.info("snapshot: the host refused \(line)") }
             return SnapshotSummary(stateBytes: encoded.count, memoryFileSize: written.fileSize,
                                    memoryBytesWritten: written.bytesWritten, hostRefused: refused)

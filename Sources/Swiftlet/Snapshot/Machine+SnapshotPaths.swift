@@ -16,9 +16,9 @@ extension Machine {
     /// directories must exist. Each file is written under a temporary name and renamed into place, so a file a
     /// running restore maps is replaced, never written into. See `saveSnapshot(to:)`.
     @discardableResult
-    public func saveSnapshot(statePath: String, memoryPath: String) throws(SnapshotError) -> SnapshotSummary {
+    public func saveSnapshot(statePath: String, memoryPath: String, kind: SnapshotKind = .full) throws(SnapshotError) -> SnapshotSummary {
         let paths = try SnapshotFilePaths(statePath: statePath, memoryPath: memoryPath)
-        if let directory = paths.directory { return try saveSnapshot(to: directory) }
+        if let directory = paths.directory { return try saveSnapshot(to: directory, kind: kind) }
         let current = state
         guard current == .paused else { throw .notPaused(current) }
 
@@ -32,7 +32,7 @@ extension Machine {
             rmdir(staging)
         }
         let summary: SnapshotSummary
-        do throws(SnapshotError) { summary = try saveSnapshot(to: staging) } catch { throw paths.naming(error, staging: staging) }
+        do throws(SnapshotError) { summary = try saveSnapshot(to: staging, kind: kind) } catch { throw paths.naming(error, staging: staging) }
         guard rename(stagedMemory, paths.memoryPath) == 0 else {
             throw .writeFailed(path: paths.memoryPath, reason: "rename: \(Errno(rawValue: errno))")
         }

@@ -43,6 +43,8 @@ struct RestoredSnapshot {
     /// What the host refused when the snapshot was saved.
     let hostRefused: [String]
     let memoryBytesWritten: UInt64
+    /// The state was saved by a `Diff` snapshot: its memory file must have been merged onto the one before it.
+    let isDiff: Bool
     /// Wall-clock time of the save's kvm-clock reading.
     let savedAtUnixNanoseconds: UInt64
 
@@ -51,6 +53,8 @@ struct RestoredSnapshot {
         ["restored from snapshot \(directory): \(vcpus.count) vCPU(s), \(configuration.memory) of RAM "
             + "(\(memoryBytesWritten) bytes of it in the memory file, mapped copy-on-write)"]
             + hostRefused.map { "not in the snapshot (refused by the host that saved it): \($0)" }
+            + (isDiff ? ["the state is of a Diff snapshot: its memory file must be the previous snapshot's with the Diff's merged onto it "
+                         + "(swiftlet merge-memory); a Diff's memory file alone is mostly holes"] : [])
     }
 
     /// The CPUID table vCPU `id` had, or nil to compute it afresh (a host that refused KVM_GET_CPUID2).
@@ -188,7 +192,7 @@ struct RestoredSnapshot {
                                 inKernelIRQChip: machine.inKernelIRQChip, vcpus: vcpus, irqchips: irqchips,
                                 pit: machine.inKernelIRQChip ? try blob(vm.pit, "PIT") : nil, clock: try blob(vm.clock, "clock"),
                                 serial: serial, i8042: i8042, rtc: rtc, vmGenerationID: vmGenerationID, virtio: virtio, hostRefused: machine.hostRefused,
-                                memoryBytesWritten: memory.bytesWritten, savedAtUnixNanoseconds: machine.savedAtUnixNanoseconds)
+                                memoryBytesWritten: memory.bytesWritten, isDiff: memory.kind == "Diff", savedAtUnixNanoseconds: machine.savedAtUnixNanoseconds)
     }
 
     /// Swaps the host endpoints and disk images a restore was told to (`SnapshotOverrides`); the guest-visible parts

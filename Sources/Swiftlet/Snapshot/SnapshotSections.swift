@@ -89,6 +89,9 @@ struct MemorySection: Codable, Equatable {
     var regions: [Region]
     /// Bytes of non-zero pages written (the rest of the file is holes).
     var bytesWritten: UInt64
+    /// `Diff` when the file holds only the pages written since the previous snapshot (to be merged onto that
+    /// snapshot's memory file before a restore); absent for a whole memory file.
+    var kind: String?
 }
 
 /// `vm`: VM-wide KVM state. The irqchip and PIT are present only with `inKernelIRQChip`.

@@ -17,6 +17,8 @@ final class MachineBackend: VMMBackend {
     /// A machine restored by `PUT /snapshot/load` without `resume_vm`: built, never run, reported paused (as
     /// Firecracker reports a loaded VM) until `resume()` starts it.
     private let awaitingStart = Mutex(false)
+    /// machine-config's track_dirty_pages, set before InstanceStart builds the machine.
+    private let dirtyPageTracking = Mutex(false)
     /// Why a snapshot load failed: the process then ends (Firecracker's rule), once the API has answered.
     private let loadFailure = Mutex<String?>(nil)
     /// Signalled once a machine exists and runs, or a load failed.
@@ -64,6 +66,7 @@ final class MachineBackend: VMMBackend {
         timeline.mark(.instanceStart)
         let built = try Machine(configuration: configuration, timeline: timeline, logger: logger)
         for line in built.bootLog { logger.info("\(line)") }
+        if dirtyPageTracking.withLock({ $0 }) { try built.enableDirtyPageTracking() }
         try await built.start(startOptions)
         adopt(built)
     }
@@ -102,16 +105,18 @@ final class MachineBackend: VMMBackend {
         try machine.replaceDrive(id: VMResources.serial(for: id), path: path)
     }
 
-    func createSnapshot(statePath: String, memoryPath: String) async throws {
+    func trackDirtyPages() throws { dirtyPageTracking.withLock { $0 = true } }
+
+    func createSnapshot(statePath: String, memoryPath: String, kind: SnapshotKind) async throws {
         guard let machine = current else { throw LifecycleError.invalidTransition(operation: "snapshot", state: .stopped) }
         guard !awaitingStart.withLock({ $0 }) else {
             throw SnapshotError.unsupported("the loaded snapshot has not run yet: resume it first, or use its files as they are")
         }
         let began = BootTimeline.now()
-        let summary = try machine.saveSnapshot(statePath: statePath, memoryPath: memoryPath)
+        let summary = try machine.saveSnapshot(statePath: statePath, memoryPath: memoryPath, kind: kind)
         let elapsed = BootTimeline.now() - began
-        observability.recordLatency(.fullCreateSnapshot, nanoseconds: elapsed)
-        logger.info("snapshot: \(statePath) (\(summary.stateBytes) bytes), \(memoryPath) (\(summary.memoryFileSize) bytes, \(summary.memoryBytesWritten) written) in \(elapsed / 1_000_000) ms")
+        observability.recordLatency(kind == .diff ? .diffCreateSnapshot : .fullCreateSnapshot, nanoseconds: elapsed)
+        logger.info("snapshot (\(kind.rawValue)): \(statePath) (\(summary.stateBytes) bytes), \(memoryPath) (\(summary.memoryFileSize) bytes, \(summary.memoryBytesWritten) written) in \(elapsed / 1_000_000) ms")
         for line in summary.hostRefused { logger.warning("snapshot: the host refused \(line)") }
     }
 
@@ -122,6 +127,7 @@ final class MachineBackend: VMMBackend {
         let restored = try Machine(restoringFromState: request.statePath, memoryPath: request.memoryPath, timeline: timeline,
                                    logger: logger, overrides: request.overrides)
         for line in restored.bootLog { logger.info("\(line)") }
+        if request.trackDirtyPages { try restored.enableDirtyPageTracking() }
         if request.resume {
             do { try await restored.start(startOptions) } catch {
                 _ = await restored.stop()
