@@ -80,16 +80,7 @@ public final class MemoryRegion: @unchecked Sendable {
         var written: UInt64 = 0
         var runStart: Int?
         func flush(_ start: Int, _ end: Int) throws(GuestMemoryError) {
-            var done = start
-            while done < end {
-                // SAFETY: start..<end lies inside the mapping (page offsets below `size`, clamped to it).
-                let count = pwrite(file.rawValue, base + done, end - done, off_t(fileOffset + UInt64(done)))
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw .file(path: path, operation: "write", errno: Errno(rawValue: errno))
-                }
-                done += count
-            }
+            try writeRange(start..<end, to: file, fileOffset: fileOffset, path: path)
             written += UInt64(end - start)
         }
         var offset = 0
@@ -141,20 +132,27 @@ public final class MemoryRegion: @unchecked Sendable {
             var end = index
             while end < pageCount && isSet(end) && end - index < 2048 { end += 1 }
             let start = index * page, stop = min(end * page, Int(size))
-            var done = start
-            while done < stop {
-                // SAFETY: start..<stop lies inside the mapping (page offsets below `size`, clamped to it).
-                let count = pwrite(file.rawValue, base + done, stop - done, off_t(fileOffset + UInt64(done)))
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw .file(path: path, operation: "write", errno: Errno(rawValue: errno))
-                }
-                done += count
-            }
+            try writeRange(start..<stop, to: file, fileOffset: fileOffset, path: path)
             written += UInt64(stop - start)
             index = end
         }
         return written
+    }
+
+    /// Writes the region's bytes `range` to `file` at `fileOffset + range.lowerBound`, all of them (pwrite may take
+    /// less at a time). The callers' ranges are page offsets below `size`, clamped to it.
+    private func writeRange(_ range: Range<Int>, to file: FileDescriptor, fileOffset: UInt64, path: String) throws(GuestMemoryError) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= Int(size))
+        var done = range.lowerBound
+        while done < range.upperBound {
+            // SAFETY: range lies inside the mapping (checked above).
+            let count = pwrite(file.rawValue, base + done, range.upperBound - done, off_t(fileOffset + UInt64(done)))
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .file(path: path, operation: "write", errno: Errno(rawValue: errno))
+            }
+            done += count
+        }
     }
 
     /// `count` pagemap entries from virtual page `firstPage` on; fewer (even none) if the kernel gives fewer, in
