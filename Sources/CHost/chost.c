@@ -103,3 +103,16 @@ int chost_ofd_lock_conflicts(int fd, int exclusive) {
     if (fcntl(fd, F_OFD_GETLK, &lock) < 0) return -1;
     return lock.l_type == F_UNLCK ? 0 : 1;
 }
+
+#include <cpuid.h>
+#include <string.h>
+
+int chost_cpu_vendor(char vendor[13]) {
+    unsigned int eax, ebx, ecx, edx;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return -1;
+    memcpy(vendor, &ebx, 4);
+    memcpy(vendor + 4, &edx, 4);
+    memcpy(vendor + 8, &ecx, 4);
+    vendor[12] = 0;
+    return 0;
+}

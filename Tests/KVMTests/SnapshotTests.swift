@@ -313,6 +313,25 @@ struct SnapshotTests {
         #expect(missing == directory + "/memory")
     }
 
+    @Test("a snapshot saved on another CPU vendor's host is refused, naming both vendors; this host's own passes")
+    func otherCPUVendorIsRefused() throws {
+        #expect(HostCPU.vendor(ebx: 0x756E_6547, ecx: 0x6C65_746E, edx: 0x4965_6E69) == "GenuineIntel")
+        #expect(HostCPU.vendor(ebx: 0x6874_7541, ecx: 0x444D_4163, edx: 0x6974_6E65) == "AuthenticAMD")
+        let directory = try Self.directory()
+        _ = try Self.runAndSave(to: directory)
+        let snapshot = try RestoredSnapshot.load(directory: directory)
+        let saved = try #require(snapshot.vcpus.first?.cpuid.first { $0.function == 0 })
+        let savedVendor = HostCPU.vendor(ebx: saved.ebx, ecx: saved.ecx, edx: saved.edx)
+        #expect(savedVendor == HostCPU.vendor, "the guest saw this host's vendor")
+        try RestoredSnapshot.checkCPUVendor(of: snapshot.vcpus, statePath: directory + "/state")
+        let other = savedVendor == "AuthenticAMD" ? "GenuineIntel" : "AuthenticAMD"
+        let error = #expect(throws: SnapshotError.self) {
+            try RestoredSnapshot.checkCPUVendor(of: snapshot.vcpus, statePath: directory + "/state", hostVendor: other)
+        }
+        #expect(error?.description.contains("saved on a host with a \(savedVendor) CPU; this host's CPU is \(other)") == true,
+                "\(String(describing: error))")
+    }
+
     // MARK: Timing
 
     /// Machine(restoringFrom:) → first KVM_RUN and → first console byte, for two RAM sizes with the same touched

@@ -44,4 +44,8 @@ int chost_accept_nonblocking(int fd);
 int chost_ofd_lock_whole_file(int fd, int exclusive);
 int chost_ofd_lock_conflicts(int fd, int exclusive);
 
+/// The host CPU's vendor string from CPUID leaf 0 ("GenuineIntel", "AuthenticAMD", ...) into `vendor` (13 bytes
+/// with the NUL). Returns 0, or -1 where CPUID has no leaf 0.
+int chost_cpu_vendor(char vendor[13]);
+
 #endif

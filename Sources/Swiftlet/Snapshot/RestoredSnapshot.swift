@@ -138,6 +138,7 @@ struct RestoredSnapshot {
             guard section.id == UInt32(index) else { throw invalid(name, "it is vCPU \(section.id)") }
             do { vcpus.append(try section.vcpuState()) } catch { throw invalid(name, error.description) }
         }
+        try checkCPUVendor(of: vcpus, statePath: statePath)
 
         // The VM.
         let vm = try SnapshotSection.decode(VMSection.self, SnapshotSection.vm, from: file, path: statePath)
@@ -193,6 +194,18 @@ struct RestoredSnapshot {
                                 pit: machine.inKernelIRQChip ? try blob(vm.pit, "PIT") : nil, clock: try blob(vm.clock, "clock"),
                                 serial: serial, i8042: i8042, rtc: rtc, vmGenerationID: vmGenerationID, virtio: virtio, hostRefused: machine.hostRefused,
                                 memoryBytesWritten: memory.bytesWritten, isDiff: memory.kind == "Diff", savedAtUnixNanoseconds: machine.savedAtUnixNanoseconds)
+    }
+
+    /// A guest saved on one CPU vendor's host cannot run on another's: its kernel chose vendor-specific code paths,
+    /// MSRs and errata at boot. The saved CPUID's leaf 0 names the vendor the guest saw (the host's, passed
+    /// through); a snapshot without a CPUID table (a host that refused KVM_GET_CPUID2) is not checked.
+    static func checkCPUVendor(of vcpus: [VCPUState], statePath: String, hostVendor: String? = HostCPU.vendor) throws(SnapshotError) {
+        guard let hostVendor, let leaf0 = vcpus.first?.cpuid.first(where: { $0.function == 0 }) else { return }
+        let saved = HostCPU.vendor(ebx: leaf0.ebx, ecx: leaf0.ecx, edx: leaf0.edx)
+        guard saved == hostVendor else {
+            throw .unsupported("\(statePath) was saved on a host with a \(saved) CPU; this host's CPU is \(hostVendor), and a guest "
+                               + "cannot move between CPU vendors (its kernel chose vendor-specific code, MSRs and errata at boot)")
+        }
     }
 
     /// Swaps the host endpoints and disk images a restore was told to (`SnapshotOverrides`); the guest-visible parts
