@@ -7,7 +7,8 @@ import Foundation
 import Glibc
 #endif
 
-/// `swiftlet run -d`: starts the VMM in the background under a name and returns once it is up.
+/// `swiftlet run -d` and `swiftlet restore -d`: starts the VMM in the background under a name and returns once it is
+/// up.
 ///
 /// The sequence, and why in this order:
 /// 1. the VM's directory is created (atomically: the name is taken or not) and its lock taken, here;
@@ -18,19 +19,28 @@ import Glibc
 ///    or until the VMM exits (its status becomes ours, and the end of its log says why).
 public enum SandboxLauncher {
     public struct Request: Sendable {
+        /// Which VMM command runs in the background: a boot or a restore.
+        public enum Command: String, Sendable {
+            case run, restore
+        }
+
         public var name: String?
-        /// The `swiftlet run` arguments, without `-d` and `--name`.
+        public var command: Command
+        /// The command's arguments (`swiftlet run ...` or `swiftlet restore DIR ...`), without `-d` and `--name`.
         public var runArguments: [String]
         public var vcpus: Int
         public var memoryMiB: Int
         /// Give the VM a vsock device on `vsock.sock` in its directory (the agent's way in) when the arguments
-        /// have none. Linux guests only.
+        /// have none. Linux guests only. For a restore: move the saved vsock device's socket there (the snapshot
+        /// must have one).
         public var addVsock: Bool
         /// How long the VMM may take to answer "Running".
         public var readyTimeout: Double
 
-        public init(name: String?, runArguments: [String], vcpus: Int, memoryMiB: Int, addVsock: Bool, readyTimeout: Double = 60) {
+        public init(name: String?, command: Command = .run, runArguments: [String], vcpus: Int, memoryMiB: Int, addVsock: Bool,
+                    readyTimeout: Double = 60) {
             self.name = name
+            self.command = command
             self.runArguments = runArguments
             self.vcpus = vcpus
             self.memoryMiB = memoryMiB
@@ -69,10 +79,13 @@ public enum SandboxLauncher {
         defer { close(lock) }
         guard flock(lock, LOCK_EX | LOCK_NB) == 0 else { throw .nameInUse(name: name, running: true) }
 
-        var arguments = ["run"] + request.runArguments + ["--api-sock", paths.apiSocket]
+        var arguments = [request.command.rawValue] + request.runArguments + ["--api-sock", paths.apiSocket]
         var vsock: String? = vsockSocket(in: request.runArguments)
         if request.addVsock, vsock == nil {
-            arguments += ["--vsock", "cid=\(defaultGuestCID),socket=\(paths.vsockSocket)"]
+            switch request.command {
+            case .run: arguments += ["--vsock", "cid=\(defaultGuestCID),socket=\(paths.vsockSocket)"]
+            case .restore: arguments += ["--vsock-socket", paths.vsockSocket]
+            }
             vsock = paths.vsockSocket
         }
         arguments += [directoryOption, paths.directory, lockDescriptorOption, "\(lock)"]
@@ -102,10 +115,12 @@ public enum SandboxLauncher {
         }
     }
 
-    /// The `socket=` of a `--vsock cid=N,socket=PATH` among `run`'s arguments.
+    /// The `socket=` of a `--vsock cid=N,socket=PATH` among `run`'s arguments, or `restore`'s `--vsock-socket PATH`.
     static func vsockSocket(in arguments: [String]) -> String? {
         var spec: String?
         for (index, argument) in arguments.enumerated() {
+            if argument == "--vsock-socket", index + 1 < arguments.count { return arguments[index + 1] }
+            if argument.hasPrefix("--vsock-socket=") { return String(argument.dropFirst("--vsock-socket=".count)) }
             if argument == "--vsock", index + 1 < arguments.count { spec = arguments[index + 1] }
             if argument.hasPrefix("--vsock=") { spec = String(argument.dropFirst("--vsock=".count)) }
         }

@@ -96,6 +96,41 @@ struct SandboxCLITests {
         #expect(gone.status == 1 && gone.stderr.contains("no VM named 'echo'"), "stderr: \(gone.stderr)")
     }
 
+    @Test("restore -d --name: a named VM's snapshot comes back as a second named VM beside it that counts on; ps and logs show both; the name is taken once")
+    func restoreInTheBackground() throws {
+        defer { cleanUp() }
+        let image = try Swiftlet.rawImage(SnapshotCLITests.counter)
+        let started = try swiftlet(["run", "-d", "--name", "original", "--raw", image, "--raw-mode", "user", "--memory", "64M"])
+        #expect(started.status == 0, "stderr: \(started.stderr)")
+        #expect(try eventually { SnapshotCLITests.counts(try swiftlet(["logs", "original"]).stdout).count >= 5 })
+        let snapshot = state + "-snap"
+        defer { try? FileManager.default.removeItem(atPath: snapshot) }
+        let saved = try swiftlet(["snapshot", "original", snapshot])
+        #expect(saved.status == 0, "stderr: \(saved.stderr)")
+
+        // The clone runs beside the original (resumed after the save): two named VMs at once.
+        let restored = try swiftlet(["restore", "-d", "--name", "clone", snapshot])
+        #expect(restored.status == 0, "stderr: \(restored.stderr)")
+        #expect(restored.stdout == "clone\n")
+        let ps = try swiftlet(["ps"]).stdout
+        for name in ["original", "clone"] {
+            let row = ps.split(separator: "\n").first { $0.hasPrefix(name + " ") }.map(String.init) ?? ""
+            #expect(row.contains("running") && row.contains("64M"), "ps: \(ps)")
+        }
+        // The clone's console starts where the original's stopped: its counts are not from 1. (Its first line may
+        // be the end of a count the original had half printed, so it is left out.)
+        #expect(try eventually { SnapshotCLITests.counts(try swiftlet(["logs", "clone"]).stdout).count >= 6 })
+        let counts = Array(SnapshotCLITests.counts(try swiftlet(["logs", "clone"]).stdout).dropFirst())
+        #expect((counts.first ?? 0) > 1 && counts == Array(counts[0]...counts[0] + UInt64(counts.count - 1)), "clone counts: \(counts.prefix(5))")
+
+        let again = try swiftlet(["restore", "-d", "--name", "clone", snapshot])
+        #expect(again.status == 1 && again.stderr.contains("a VM named 'clone' is already running"), "stderr: \(again.stderr)")
+        #expect(try swiftlet(["restore", "--name", "x", snapshot]).status == 64, "--name without -d")
+        #expect(try swiftlet(["stop", "--time", "1", "clone"]).status == 0)
+        #expect(try swiftlet(["rm", "clone"]).status == 0)
+        #expect(try swiftlet(["rm", "--force", "original"]).status == 0)
+    }
+
     @Test("attach: keystrokes reach the guest and its output comes back; logs keeps it")
     func attach() throws {
         defer { cleanUp() }

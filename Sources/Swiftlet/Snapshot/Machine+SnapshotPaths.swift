@@ -12,6 +12,13 @@ import Glibc
 /// as the directory form does), and a restore reads through a staging directory of two symbolic links. Errors name
 /// the caller's paths, never the staging ones. (The library could take two paths itself; docs/api.md says so.)
 extension Machine {
+    /// The configuration the machine saved in `directory` was built from (vCPUs, memory, devices), after every
+    /// check a restore makes of the files, without building anything. For tools that must know what a snapshot
+    /// holds before restoring it (`swiftlet restore -d` asks whether it has a vsock device).
+    public static func configuration(ofSnapshot directory: String) throws(SnapshotError) -> MachineConfiguration {
+        try RestoredSnapshot.load(directory: directory).configuration
+    }
+
     /// Saves the paused machine: the state file at `statePath`, guest RAM (sparse) at `memoryPath`. Both parent
     /// directories must exist. Each file is written under a temporary name and renamed into place, so a file a
     /// running restore maps is replaced, never written into. See `saveSnapshot(to:)`.
