@@ -5,8 +5,10 @@ extension TestHostBootTests {
     /// One test-host boot: the default guest (the stock kernel) as a named VM in the background. `run -d --name web`
     /// returns once it runs; `ps` lists it; its console reaches `logs`; keys typed through `attach` reach its shell;
     /// `pause` and `resume` show in `ps`; `stop` sends Ctrl-Alt-Del, which the default guest answers by powering
-    /// off, so the VM ends with status 0 well before stop's own deadline; `rm` forgets it.
-    @Test("run -d --name with the stock kernel: ps, logs, attach, pause/resume, stop by Ctrl-Alt-Del, rm")
+    /// off, so the VM ends with status 0 well before stop's own deadline; `rm` forgets it. Before the stop, `snapshot
+    /// web DIR` and `restore -d --name web2 DIR` make a second named VM of it: both run at once and each one's agent
+    /// answers `exec` through its own vsock socket.
+    @Test("run -d --name with the stock kernel: ps, logs, attach, pause/resume, snapshot and restore -d as a second named VM beside it, exec in both, stop by Ctrl-Alt-Del, rm")
     func namedBackgroundVM() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftlet-sandbox-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -37,6 +39,14 @@ extension TestHostBootTests {
             $S ps | sed 's/^/ps2: /'
             $S resume web; echo "resume-status=$?"
             $S ps | sed 's/^/ps3: /'
+            # A snapshot of it, restored in the background under a second name: two named VMs at once, each with
+            # its agent on its own vsock socket.
+            $S snapshot web /tmp/websnap > /dev/null; echo "snapshot-status=$?"
+            $S restore -d --name web2 /tmp/websnap; echo "restore-status=$?"
+            $S ps | sed 's/^/ps5: /'
+            echo "exec2=$($S exec web2 -- echo clone-says-hi 2>&1)"
+            echo "exec1=$($S exec web -- echo original-says-hi 2>&1)"
+            $S rm --force web2; echo "rm2-status=$?"
             at stop
             $S stop --time 60 web; echo "stop-status=$?"
             at stopped
@@ -50,11 +60,12 @@ extension TestHostBootTests {
                                       timeout: 900)
         let output = result.output
         let lines = output.split(separator: "\n").map(String.init)
-        for line in lines where line.hasPrefix("at ") || line.hasPrefix("ps") || line.contains("-status=") || line.contains("-saw=") {
+        for line in lines where line.hasPrefix("at ") || line.hasPrefix("ps") || line.contains("-status=") || line.contains("-saw=")
+            || line.hasPrefix("exec") {
             print(line)
         }
         func value(_ prefix: String) -> String? { lines.first { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) } }
-        func row(_ prefix: String) -> String { lines.first { $0.hasPrefix(prefix + "web ") } ?? "" }
+        func row(_ prefix: String, _ name: String = "web") -> String { lines.first { $0.hasPrefix(prefix + name + " ") } ?? "" }
         #expect(result.status == 0, "output:\n\(output)")
         #expect(value("run-status=") == "0", "output:\n\(output)")
         #expect(row("ps1: ").contains("running") && row("ps1: ").contains("256M"), "output:\n\(output)")
@@ -62,6 +73,12 @@ extension TestHostBootTests {
         #expect(value("logs-saw=") == "1", "output:\n\(output)")
         #expect(value("pause-status=") == "0" && row("ps2: ").contains("paused"), "output:\n\(output)")
         #expect(value("resume-status=") == "0" && row("ps3: ").contains("running"), "output:\n\(output)")
+        #expect(value("snapshot-status=") == "0" && value("restore-status=") == "0", "output:\n\(output)")
+        #expect(row("ps5: ").contains("running") && row("ps5: ", "web2").contains("running") && row("ps5: ", "web2").contains("256M"),
+                "output:\n\(output)")
+        #expect(value("exec2=") == "clone-says-hi", "output:\n\(output)")
+        #expect(value("exec1=") == "original-says-hi", "output:\n\(output)")
+        #expect(value("rm2-status=") == "0", "output:\n\(output)")
         #expect(value("stop-status=") == "0", "output:\n\(output)")
         // Ctrl-Alt-Del made the guest power off: the VMM's own status is 0 (SIGTERM after the deadline would be 143).
         #expect(row("ps4: ").contains("exited (0)"), "output:\n\(output)")
