@@ -7,7 +7,8 @@ extension TestHostBootTests {
     /// `pause` and `resume` show in `ps`; `stop` sends Ctrl-Alt-Del, which the default guest answers by powering
     /// off, so the VM ends with status 0 well before stop's own deadline; `rm` forgets it. Before the stop, `snapshot
     /// web DIR` and `restore -d --name web2 DIR` make a second named VM of it: both run at once and each one's agent
-    /// answers `exec` through its own vsock socket.
+    /// answers `exec` through its own vsock socket; `exec -t` gives the command a terminal; a `kill -9` of web2's
+    /// VMM shows in `ps` as "exited (killed)" and `rm` cleans it.
     @Test("run -d --name with the stock kernel: ps, logs, attach, pause/resume, snapshot and restore -d as a second named VM beside it, exec in both, stop by Ctrl-Alt-Del, rm")
     func namedBackgroundVM() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftlet-sandbox-\(UUID().uuidString)")
@@ -46,7 +47,13 @@ extension TestHostBootTests {
             $S ps | sed 's/^/ps5: /'
             echo "exec2=$($S exec web2 -- echo clone-says-hi 2>&1)"
             echo "exec1=$($S exec web -- echo original-says-hi 2>&1)"
-            $S rm --force web2; echo "rm2-status=$?"
+            # -t: the command gets a terminal in the guest (a shell reports it).
+            echo "tty2=$($S exec -t web2 -- sh -c 'tty; [ -t 1 ] && echo stdout-is-a-terminal' 2>&1 | tr -d '\\r' | tr '\\n' ' ')"
+            # kill -9 of the clone's VMM: ps shows it exited, never running; rm cleans it up.
+            kill -9 $($S inspect web2 | sed -n 's/.*"pid" : \\([0-9]*\\).*/\\1/p' | head -n 1)
+            sleep 1
+            $S ps | sed 's/^/ps6: /'
+            $S rm web2; echo "rm2-status=$?"
             at stop
             $S stop --time 60 web; echo "stop-status=$?"
             at stopped
@@ -61,7 +68,7 @@ extension TestHostBootTests {
         let output = result.output
         let lines = output.split(separator: "\n").map(String.init)
         for line in lines where line.hasPrefix("at ") || line.hasPrefix("ps") || line.contains("-status=") || line.contains("-saw=")
-            || line.hasPrefix("exec") {
+            || line.hasPrefix("exec") || line.hasPrefix("tty") {
             print(line)
         }
         func value(_ prefix: String) -> String? { lines.first { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) } }
@@ -78,6 +85,8 @@ extension TestHostBootTests {
                 "output:\n\(output)")
         #expect(value("exec2=") == "clone-says-hi", "output:\n\(output)")
         #expect(value("exec1=") == "original-says-hi", "output:\n\(output)")
+        #expect(value("tty2=")?.hasPrefix("/dev/pts/") == true && value("tty2=")?.contains("stdout-is-a-terminal") == true, "output:\n\(output)")
+        #expect(row("ps6: ", "web2").contains("exited (killed)"), "output:\n\(output)")
         #expect(value("rm2-status=") == "0", "output:\n\(output)")
         #expect(value("stop-status=") == "0", "output:\n\(output)")
         // Ctrl-Alt-Del made the guest power off: the VMM's own status is 0 (SIGTERM after the deadline would be 143).
