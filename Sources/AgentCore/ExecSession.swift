@@ -14,6 +14,11 @@ import Glibc
 /// reader on either side holds the other back instead of growing a buffer without bound, and the connection is
 /// still read for signals while the command does not read its input only until that limit.
 final class ExecSession {
+    /// The size a command's pty gets: the request's, or 24x80 where it gave 0 rows or columns (no terminal there).
+    static func terminalSize(rows: UInt16, columns: UInt16) -> (rows: UInt16, columns: UInt16) {
+        rows == 0 || columns == 0 ? (24, 80) : (rows, columns)
+    }
+
     static let outputLimit = 256 * 1024
     static let inputLimit = 256 * 1024
     static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -80,7 +85,11 @@ final class ExecSession {
         let standard: Spawner.Standard
         if request.tty {
             var master: Int32 = -1, slave: Int32 = -1
-            guard cagent_open_pty(&master, &slave, request.rows, request.columns) == 0 else { throw SystemCallError("open a pty") }
+            // 0 rows or columns: the host side has no terminal to take a size from (a script, a pipe). A pty of 0x0
+            // breaks programs that ask for its size (busybox's `stty size` fails, editors draw nothing), so it gets
+            // a VT100's 24x80 instead.
+            let (rows, columns) = ExecSession.terminalSize(rows: request.rows, columns: request.columns)
+            guard cagent_open_pty(&master, &slave, rows, columns) == 0 else { throw SystemCallError("open a pty") }
             childEnds = [slave]
             (inputFD, outputFD) = (master, master)
             standard = .init(input: slave, output: slave, error: slave)

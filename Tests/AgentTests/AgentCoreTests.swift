@@ -105,6 +105,20 @@ import Glibc
         #expect(text.contains("is-a-tty"))
     }
 
+    @Test("exec -t without a size (the host side has no terminal): the command's terminal is 24x80, not 0x0")
+    func execTTYWithoutASize() throws {
+        let process = try Self.client().exec(ExecRequest(arguments: ["stty", "size"], tty: true, rows: 0, columns: 0))
+        var output: [UInt8] = []
+        var status: Int32 = -1
+        while let event = try process.nextEvent() {
+            if case let .stdout(bytes) = event { output += bytes }
+            if case let .exited(code, _) = event { status = code }
+        }
+        let text = String(decoding: output, as: UTF8.self)
+        #expect(status == 0, "\(text)")
+        #expect(text.contains("24 80"), "\(text)")
+    }
+
     @Test("copy in and out: a tree with a large file, a nested directory, modes and a symbolic link")
     func copyTreeBothWays() throws {
         let base = try Self.temporaryDirectory()
