@@ -90,18 +90,7 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var seccomp: SeccompOptions
 
-    @Flag(name: [.customShort("d"), .customLong("detach")], help: "Run the VM in the background under a name (see --name); print the name once it is up. Then: swiftlet ps, attach, logs, exec, stop, rm.")
-    var detach = false
-
-    @Option(help: ArgumentHelp("With -d: the VM's name (letters, digits, _ . -; default: a generated vm-XXXXXX).", valueName: "name"))
-    var name: String?
-
-    /// Set by `run -d` for the VMM it spawns: the VM's state directory and the descriptor of its lock.
-    @Option(name: .customLong("sandbox-dir"), help: .hidden)
-    var sandboxDirectory: String?
-
-    @Option(name: .customLong("sandbox-lock-fd"), help: .hidden)
-    var sandboxLockDescriptor: Int32?
+    @OptionGroup var background: BackgroundOptions
 
     func validate() throws {
         guard DefaultGuest.Kernel(rawValue: guestKernel) != nil else {
@@ -132,10 +121,7 @@ struct RunCommand: ParsableCommand {
         if let timeout, !(timeout > 0 && timeout <= Self.maximumTimeout) {
             throw ValidationError("--timeout must be a positive number of seconds, at most \(Int(Self.maximumTimeout)) (got \(timeout))")
         }
-        if name != nil, !detach { throw ValidationError("--name names a VM run in the background: add -d") }
-        if let name { try SandboxDirectory.validate(name: name) }
-        if detach, apiSocket != nil { throw ValidationError("-d puts the API socket in the VM's directory (swiftlet inspect shows it): drop --api-sock") }
-        if (sandboxDirectory == nil) != (sandboxLockDescriptor == nil) { throw ValidationError("--sandbox-dir and --sandbox-lock-fd go together") }
+        try background.validate(apiSocket: apiSocket)
         if raw != nil, consoleDevice == .virtio {
             throw ValidationError("--console virtio needs a Linux guest: a raw image (--raw) has only the serial console")
         }
@@ -144,16 +130,9 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         // The termination signals are blocked before any thread exists (so in every thread) and read: during
         // start-up by the watch below, then by the machine's wait, which turns them into a clean stop.
-        if detach { return try runDetached() }
+        if background.detach { return try runDetached() }
         TerminationSignals.block()
-        if let sandboxDirectory, let sandboxLockDescriptor {
-            do {
-                try SandboxVMM.adopt(directory: sandboxDirectory, lockDescriptor: sandboxLockDescriptor)
-            } catch {
-                printError("swiftlet: \(error)")
-                throw ExitCode.failure
-            }
-        }
+        try background.adoptSandboxDirectory()
         seccomp.apply()
         let observability = Observability()
         MachineSession.bootstrapLogging(observability: observability, verbose: verbose)

@@ -16,22 +16,8 @@ extension RestoreCommand {
             throw ExitCode.failure
         }
         let arguments = RunCommand.backgroundArguments(Array(CommandLine.arguments.drop { $0 != "restore" }.dropFirst()))
-        let request = SandboxLauncher.Request(name: name, command: .restore, runArguments: arguments, vcpus: saved.vcpuCount,
+        let request = SandboxLauncher.Request(name: background.name, command: .restore, runArguments: arguments, vcpus: saved.vcpuCount,
                                               memoryMiB: Int(saved.memory.bytes >> 20), addVsock: saved.vsock != nil)
-        let outcome: SandboxLauncher.Outcome
-        do {
-            outcome = try SandboxLauncher.launch(request, executable: RunCommand.ownExecutable())
-        } catch {
-            printError("swiftlet: \(error)")
-            throw ExitCode.failure
-        }
-        switch outcome {
-        case let .running(name, _):
-            print(name)
-        case let .exited(name, status, log):
-            printError("swiftlet: the VM '\(name)' was not restored (status \(status)):\n\(log)")
-            if status != 124 { try? SandboxDirectory.standard().remove(name: name) }
-            throw ExitCode(status == 0 ? 1 : status)
-        }
+        try BackgroundOptions.launch(request, failed: "was not restored")
     }
 }

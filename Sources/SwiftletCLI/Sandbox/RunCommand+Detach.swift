@@ -10,24 +10,9 @@ extension RunCommand {
     /// a socket and its API in the VM's directory; this process prints the name once the VM runs.
     func runDetached() throws {
         let request = SandboxLauncher.Request(
-            name: name, runArguments: Self.backgroundArguments(Array(CommandLine.arguments.drop { $0 != "run" }.dropFirst())),
+            name: background.name, runArguments: Self.backgroundArguments(Array(CommandLine.arguments.drop { $0 != "run" }.dropFirst())),
             vcpus: cpus, memoryMiB: Int((MemorySize(parsing: memory)?.bytes ?? 0) >> 20), addVsock: raw == nil)
-        let outcome: SandboxLauncher.Outcome
-        do {
-            outcome = try SandboxLauncher.launch(request, executable: Self.ownExecutable())
-        } catch {
-            printError("swiftlet: \(error)")
-            throw ExitCode.failure
-        }
-        switch outcome {
-        case let .running(name, _):
-            print(name)
-        case let .exited(name, status, log):
-            printError("swiftlet: the VM '\(name)' did not start (status \(status)):\n\(log)")
-            // A VMM that never ran leaves nothing worth keeping but its log, shown above: the name is free again.
-            if status != 124 { try? SandboxDirectory.standard().remove(name: name) }
-            throw ExitCode(status == 0 ? 1 : status)
-        }
+        try BackgroundOptions.launch(request, failed: "did not start")
     }
 
     /// `run`'s arguments for the background VMM: the same, without `-d`/`--detach` and `--name`.

@@ -55,17 +55,7 @@ struct RestoreCommand: ParsableCommand {
 
     @OptionGroup var seccomp: SeccompOptions
 
-    @Flag(name: [.customShort("d"), .customLong("detach")], help: "Restore in the background under a name (see --name); print the name once it runs. Then: swiftlet ps, attach, logs, exec, stop, rm.")
-    var detach = false
-
-    @Option(help: ArgumentHelp("The background VM's name (with -d; default: a generated one).", valueName: "name"))
-    var name: String?
-
-    @Option(name: .customLong("sandbox-dir"), help: .hidden)
-    var sandboxDirectory: String?
-
-    @Option(name: .customLong("sandbox-lock-fd"), help: .hidden)
-    var sandboxLockDescriptor: Int32?
+    @OptionGroup var background: BackgroundOptions
 
     func validate() throws {
         guard !directory.isEmpty else { throw ValidationError("the snapshot directory is empty") }
@@ -80,10 +70,7 @@ struct RestoreCommand: ParsableCommand {
             guard seenDisks.insert(override.driveID).inserted else { throw ValidationError("--disk names drive \(override.driveID) twice") }
         }
         if let vsockSocket, vsockSocket.isEmpty { throw ValidationError("--vsock-socket needs a path") }
-        if name != nil, !detach { throw ValidationError("--name names a VM restored in the background: add -d") }
-        if let name { try SandboxDirectory.validate(name: name) }
-        if detach, apiSocket != nil { throw ValidationError("-d puts the API socket in the VM's directory (swiftlet inspect shows it): drop --api-sock") }
-        if (sandboxDirectory == nil) != (sandboxLockDescriptor == nil) { throw ValidationError("--sandbox-dir and --sandbox-lock-fd go together") }
+        try background.validate(apiSocket: apiSocket)
         if let timeout, !(timeout > 0 && timeout <= RunCommand.maximumTimeout) {
             throw ValidationError("--timeout must be a positive number of seconds, at most \(Int(RunCommand.maximumTimeout)) (got \(timeout))")
         }
@@ -127,16 +114,9 @@ struct RestoreCommand: ParsableCommand {
     }
 
     func run() throws {
-        if detach { return try restoreDetached() }
+        if background.detach { return try restoreDetached() }
         TerminationSignals.block()
-        if let sandboxDirectory, let sandboxLockDescriptor {
-            do {
-                try SandboxVMM.adopt(directory: sandboxDirectory, lockDescriptor: sandboxLockDescriptor)
-            } catch {
-                printError("swiftlet: \(error)")
-                throw ExitCode.failure
-            }
-        }
+        try background.adoptSandboxDirectory()
         seccomp.apply()
         let observability = Observability()
         MachineSession.bootstrapLogging(observability: observability, verbose: verbose)
