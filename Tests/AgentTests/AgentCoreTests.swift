@@ -93,13 +93,7 @@ import Glibc
     func execTTY() throws {
         let process = try Self.client().exec(ExecRequest(arguments: ["sh", "-c", "stty size; tty -s && echo is-a-tty"], tty: true,
                                                          rows: 33, columns: 101))
-        var output: [UInt8] = []
-        var status: Int32 = -1
-        while let event = try process.nextEvent() {
-            if case let .stdout(bytes) = event { output += bytes }
-            if case let .exited(code, _) = event { status = code }
-        }
-        let text = String(decoding: output, as: UTF8.self)
+        let (text, status) = try Self.stdoutAndStatus(of: process)
         #expect(status == 0)
         #expect(text.contains("33 101"), "\(text)")
         #expect(text.contains("is-a-tty"))
@@ -108,15 +102,20 @@ import Glibc
     @Test("exec -t without a size (the host side has no terminal): the command's terminal is 24x80, not 0x0")
     func execTTYWithoutASize() throws {
         let process = try Self.client().exec(ExecRequest(arguments: ["stty", "size"], tty: true, rows: 0, columns: 0))
+        let (text, status) = try Self.stdoutAndStatus(of: process)
+        #expect(status == 0, "\(text)")
+        #expect(text.contains("24 80"), "\(text)")
+    }
+
+    /// A command's whole stdout and its exit status, read until it ends.
+    static func stdoutAndStatus(of process: ExecProcess) throws -> (text: String, status: Int32) {
         var output: [UInt8] = []
         var status: Int32 = -1
         while let event = try process.nextEvent() {
             if case let .stdout(bytes) = event { output += bytes }
             if case let .exited(code, _) = event { status = code }
         }
-        let text = String(decoding: output, as: UTF8.self)
-        #expect(status == 0, "\(text)")
-        #expect(text.contains("24 80"), "\(text)")
+        return (String(decoding: output, as: UTF8.self), status)
     }
 
     @Test("copy in and out: a tree with a large file, a nested directory, modes and a symbolic link")
