@@ -38,9 +38,10 @@ struct TestHostBootTests {
         #expect(result.output.contains("swiftlet: the guest powered off"))
     }
 
-    @Test("--console virtio: the guest's console is hvc0 on the virtio-console, in both directions")
-    func virtioConsole() throws {
-        let result = try TestHost.run(["swiftlet", "run", "--console", "virtio"],
+    @Test("--console virtio: the guest's console is hvc0 on the virtio-console, in both directions, over virtio-pci and over virtio-mmio (pci=off)",
+          arguments: [[String](), ["--transport", "mmio", "--cmdline", "console=hvc0 reboot=k panic=-1 pci=off"]])
+    func virtioConsole(transport: [String]) throws {
+        let result = try TestHost.run(["swiftlet", "run", "--console", "virtio"] + transport,
                                       input: "cat /sys/class/tty/console/active\necho via-$((40+2))-hvc\npoweroff -f\n", inputAfter: "~ # ")
         #expect(result.status == 0, "output:\n\(result.output)")
         #expect(result.output.contains("Swiftlet guest"), "output:\n\(result.output)")
