@@ -91,7 +91,13 @@ extension TestHostBootTests {
         let pci = sections.first { $0.hasPrefix("pci\n") } ?? ""
         let lines = output.split(separator: "\n").map(String.init)
         func value(_ prefix: String, in text: String = output) -> String? {
-            text.split(separator: "\n").first { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+            text.split(separator: "\n").first { $0.hasPrefix(prefix) }.map { line in
+                // A kernel message can land on the same console line as the shell's output (seen in CI:
+                // "virtio-devices=5[    6.738713] IPv6: ADDRCONF(...)"): the value ends where it begins.
+                let value = String(line.dropFirst(prefix.count))
+                guard let kernel = value.range(of: #"\[\s*\d+\.\d+\]"#, options: .regularExpression) else { return value }
+                return String(value[..<kernel.lowerBound])
+            }
         }
 
         // Over virtio-mmio with pci=off: the devices hang off the DSDT's LNRO0005 platform devices, no PCI bus.

@@ -160,7 +160,9 @@ final class FakeVsockBridge: @unchecked Sendable {
         }
         #expect(await agent.isReady(timeout: .milliseconds(200)) == false)
         let answering = try FakeVsockBridge(agent: true)
-        #expect(await GuestAgent(socketPath: answering.path).isReady())
+        // A generous limit: isReady returns as soon as the agent answers, and in a loaded test run (CI's parallel
+        // unit phase) the default half second was once not enough for the fake agent's thread to answer.
+        #expect(await GuestAgent(socketPath: answering.path).isReady(timeout: .seconds(10)))
 
         let gone = GuestAgent(socketPath: "/no/such/vsock.sock")
         await #expect(throws: GuestAgentError.socketUnavailable(path: "/no/such/vsock.sock", reason: "No such file or directory")) {
