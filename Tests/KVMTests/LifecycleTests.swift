@@ -68,7 +68,9 @@ struct LifecycleTests {
         let ticking = try Ticking()
         let machine = ticking.machine
         #expect(machine.state == .stopped)
-        try machine.start(StartOptions(attachConsoleInput: false))
+        // A vCPU thread name no other test uses: the other suites' machines run in this process at the same time,
+        // and their "vcpu0" threads once made this one look alive after its stop (CI's parallel unit phase).
+        try machine.start(StartOptions(attachConsoleInput: false, vcpuThreadPrefix: "lifecycle-vcpu"))
         #expect(machine.state == .running)
         Thread.sleep(forTimeInterval: 0.4)
         #expect(ticking.drain() > 0, "the guest prints while running")
@@ -76,10 +78,10 @@ struct LifecycleTests {
         try machine.pause()
         #expect(machine.state == .paused)
         _ = ticking.drain()
-        let ticksAtPause = Self.cpuTicks(ofThread: "vcpu0")
+        let ticksAtPause = Self.cpuTicks(ofThread: "lifecycle-vcpu0")
         Thread.sleep(forTimeInterval: 0.5)
         #expect(ticking.drain() == 0, "a paused guest prints nothing")
-        let ticksLater = Self.cpuTicks(ofThread: "vcpu0")
+        let ticksLater = Self.cpuTicks(ofThread: "lifecycle-vcpu0")
         #expect(ticksAtPause != nil)
         // One clock tick is 10 ms; a spinning vCPU would use ~50 in half a second.
         #expect((ticksLater ?? 0) - (ticksAtPause ?? 0) <= 1, "a paused vCPU uses no CPU")
@@ -93,7 +95,7 @@ struct LifecycleTests {
         #expect(reason == .stopRequested)
         #expect(machine.state == .stopped)
         #expect(machine.stopReason == .stopRequested)
-        #expect(Self.cpuTicks(ofThread: "vcpu0") == nil, "the vCPU thread is gone")
+        #expect(Self.cpuTicks(ofThread: "lifecycle-vcpu0") == nil, "the vCPU thread is gone")
     }
 
     @Test("transitions not allowed in the current state throw and change nothing")
