@@ -9,6 +9,10 @@ public struct DiskConfiguration: Sendable, Equatable, Codable {
     /// The serial number the guest reads with VIRTIO_BLK_T_GET_ID (at most 20 bytes), e.g. for /dev/disk/by-id.
     public var id: String?
 
+    /// The id the machine's device registry and snapshot overrides know this disk by: `id` (the API's `drive_id`),
+    /// or `drive0`, `drive1`, ... by its position among the disks.
+    func registryID(position: Int) -> String { id ?? "drive\(position)" }
+
     public init(path: String, readOnly: Bool = false, id: String? = nil) {
         self.path = path
         self.readOnly = readOnly

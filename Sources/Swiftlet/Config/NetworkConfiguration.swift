@@ -27,6 +27,10 @@ public struct NetworkConfiguration: Sendable, Equatable, Codable {
     /// command line, which the API then names by position (`net0`, `net1`, ...).
     public var id: String?
 
+    /// The id the machine's device registry and snapshot overrides know this interface by: `id` (the API's
+    /// `iface_id`), or `net0`, `net1`, ... by its position among the interfaces.
+    func registryID(position: Int) -> String { id ?? "net\(position)" }
+
     /// What `mtu=` accepts: IPv4's minimum (Linux's ETH_MIN_MTU) up to what a socket link's frames can hold with
     /// a VLAN tag (`FrameStream.frameLengths`).
     public static let mtuRange: ClosedRange<UInt16> = 68...65520

@@ -89,14 +89,14 @@ final class VirtioPlatform: Sendable {
             let device = try NetworkPump.makeDevice(for: network, eventLoop: eventLoop, socketFiles: &networkSocketFiles)
             socketFiles.withLock { $0 += networkSocketFiles }
             devices.append(device)
-            attached.withLock { $0.networkInterfaces.append(.init(id: network.id ?? "net\(index)", device: device)) }
+            attached.withLock { $0.networkInterfaces.append(.init(id: network.registryID(position: index), device: device)) }
         }
         for (index, disk) in disks.enumerated() {
             do {
                 let image = try RawDiskImage(path: disk.path, readOnly: disk.readOnly)
                 let device = try BlockDevice(image: image, id: disk.id, readOnly: disk.readOnly)
                 devices.append(device)
-                attached.withLock { $0.drives.append(.init(id: disk.id ?? "drive\(index)", device: device)) }
+                attached.withLock { $0.drives.append(.init(id: disk.registryID(position: index), device: device)) }
             } catch {
                 throw .configuration(.invalidDisk(disk.path, reason: "\(error)"))
             }

@@ -212,20 +212,22 @@ struct RestoredSnapshot {
     /// (MACs, the CID, disk serials) stay the saved ones. An override naming an interface or a disk the snapshot
     /// does not have is refused.
     static func apply(_ overrides: SnapshotOverrides, to configuration: inout MachineConfiguration, statePath: String) throws(SnapshotError) {
-        for network in overrides.networks {
-            let ids = configuration.networks.enumerated().map { $1.id ?? "net\($0)" }
-            guard let index = ids.firstIndex(of: network.interfaceID) else {
-                throw .unsupported("network override for \"\(network.interfaceID)\": \(statePath) has "
-                                   + (ids.isEmpty ? "no network interfaces" : "interfaces \(ids.joined(separator: ", "))"))
+        /// The position of the device `id` names among `ids`, or the refusal that lists the ids there are.
+        func position(of id: String, in ids: [String], override: String, none: String, plural: String) throws(SnapshotError) -> Int {
+            guard let index = ids.firstIndex(of: id) else {
+                throw .unsupported("\(override) override for \"\(id)\": \(statePath) has "
+                                   + (ids.isEmpty ? none : "\(plural) \(ids.joined(separator: ", "))"))
             }
+            return index
+        }
+        let interfaceIDs = configuration.networks.enumerated().map { $1.registryID(position: $0) }
+        for network in overrides.networks {
+            let index = try position(of: network.interfaceID, in: interfaceIDs, override: "network", none: "no network interfaces", plural: "interfaces")
             configuration.networks[index].backend = network.backend
         }
+        let driveIDs = configuration.disks.enumerated().map { $1.registryID(position: $0) }
         for drive in overrides.drives {
-            let ids = configuration.disks.enumerated().map { $1.id ?? "drive\($0)" }
-            guard let index = ids.firstIndex(of: drive.driveID) else {
-                throw .unsupported("drive override for \"\(drive.driveID)\": \(statePath) has "
-                                   + (ids.isEmpty ? "no disks" : "disks \(ids.joined(separator: ", "))"))
-            }
+            let index = try position(of: drive.driveID, in: driveIDs, override: "drive", none: "no disks", plural: "disks")
             configuration.disks[index].path = drive.path
         }
         if let path = overrides.vsockSocketPath {
