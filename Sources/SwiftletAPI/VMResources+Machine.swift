@@ -42,6 +42,9 @@ extension VMResources {
         {
             warnings.append(warning)
         }
+        if let warning = noapicWithoutACPIOffWarning(commandLine: commandLine, source: " from boot_args") {
+            warnings.append(warning)
+        }
         if parameters.contains("8250.nr_uarts=0") {
             warnings.append("the kernel command line contains 8250.nr_uarts=0: the guest has no serial console (Firecracker's default "
                 + "boot_args disable it; pass boot_args with console=ttyS0 to see the guest's output).")

@@ -161,6 +161,9 @@ struct RunCommand: ParsableCommand {
             {
                 logger.warning("\(warning)")
             }
+            if case let .linux(linux) = configuration.payload, let warning = noapicWithoutACPIOffWarning(commandLine: linux.commandLine) {
+                logger.warning("\(warning)")
+            }
             if case .linux = configuration.payload, HostKind.detect() == .nestedPVM {
                 logger.warning("\(HostKind.pvmWarning)")
             }

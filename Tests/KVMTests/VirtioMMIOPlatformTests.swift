@@ -60,6 +60,13 @@ import VirtioMMIO
         #expect(VirtioTransport.pciOffWarning(commandLine: "console=ttyS0", transport: .pci, hasDevices: true) == nil)
     }
 
+    @Test func noapicWarnsUnlessACPIIsOff() {
+        #expect(noapicWithoutACPIOffWarning(commandLine: "console=ttyS0 noapic")?.contains("Add acpi=off") == true)
+        #expect(noapicWithoutACPIOffWarning(commandLine: "console=ttyS0 noapic acpi=off") == nil)
+        #expect(noapicWithoutACPIOffWarning(commandLine: "console=ttyS0 pci=off") == nil)
+        #expect(noapicWithoutACPIOffWarning(commandLine: "noapic=1 console=ttyS0") == nil)
+    }
+
     @Test(.enabled(if: FileManager.default.isReadableFile(atPath: "/dev/kvm"), "needs /dev/kvm"))
     func devicesAreOnTheBusWithTheirNotifiersRegistered() throws {
         let vm = try KVMSystem().createVM()
