@@ -182,6 +182,8 @@ if Context.environment["SWIFTLET_FUZZ"] != nil {
         ("virtio-pci", ["VirtioPCI", "Virtio", "Devices", "GuestMemory"]),
         ("api", ["SwiftletAPI"]),
         ("snapshot", ["Swiftlet"]),
+        ("agent-frame", ["AgentProtocol"]),
+        ("virtio-mmio", ["VirtioMMIO", "Virtio", "Devices", "GuestMemory"]),
     ]
     for (name, dependencies) in fuzzTargets {
         package.targets.append(.executableTarget(name: "fuzz-\(name)", dependencies: ["FuzzSupport"] + dependencies,
