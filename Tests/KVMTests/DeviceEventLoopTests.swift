@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 @testable import KVM
 @testable import Swiftlet
+import Virtio
 
 /// The device thread: eventfd sources call their handlers; a paused source is not polled until resumed.
 struct DeviceEventLoopTests {
@@ -101,6 +102,46 @@ struct DeviceEventLoopTests {
         current.withLock { $0 = first.fd.rawValue }
         loop.reconsider()
         #expect(wait { handled.withLock { $0 } == [second.fd.rawValue, first.fd.rawValue] })
+    }
+
+    @Test("each disk has a loop of its own: a request stuck in one disk holds up neither the other devices nor the other disks (issue 13, defect 17)")
+    func aStuckDiskHoldsUpNothingElse() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loops-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func disk(_ name: String) throws -> BlockDevice {
+            let path = directory.appendingPathComponent(name).path
+            #expect(FileManager.default.createFile(atPath: path, contents: Data(count: 4096)))
+            return try BlockDevice(image: RawDiskImage(path: path, readOnly: false), id: name)
+        }
+        let loops = try DeviceEventLoops()
+        let slowDisk = try loops.loop(for: disk("a.img")), otherDisk = try loops.loop(for: disk("b.img"))
+        #expect(try loops.loop(for: EntropyDevice()) === loops.shared)
+        #expect(slowDisk !== loops.shared && otherDisk !== loops.shared && slowDisk !== otherDisk)
+        #expect(loops.all.map(\.threadName) == ["devices", "disk0", "disk1"])
+
+        // The first disk's handler blocks, as an fdatasync on a stalled host disk would.
+        let stuck = DispatchSemaphore(value: 0), entered = DispatchSemaphore(value: 0)
+        let slowKick = try EventFD(), otherKick = try EventFD(), networkKick = try EventFD()
+        let served = Mutex<[String]>([])
+        slowDisk.add(slowKick) { entered.signal(); stuck.wait(); served.withLock { $0.append("slow disk") } }
+        otherDisk.add(otherKick) { served.withLock { $0.append("other disk") } }
+        loops.shared.add(networkKick) { served.withLock { $0.append("network") } }
+        try loops.start()
+        defer { loops.stop() }
+
+        slowKick.signal()
+        #expect(entered.wait(timeout: .now() + 5) == .success)
+        otherKick.signal()
+        networkKick.signal()
+        #expect(wait { Set(served.withLock { $0 }) == ["other disk", "network"] }, "served while the first disk is stuck")
+        // Pause waits for the request in progress: with one stuck, it reports that in time instead of hanging.
+        #expect(!loops.pause(milliseconds: 200))
+        loops.resume()
+        stuck.signal()
+        #expect(wait { served.withLock { $0 }.last == "slow disk" })
+        #expect(loops.pause(milliseconds: 5000), "every loop parks once nothing is stuck")
+        loops.resume()
     }
 
     private func wait(_ condition: () -> Bool) -> Bool {

@@ -67,10 +67,10 @@ struct PlatformHardeningTests {
         var ports = PortIOBus()
         var mmio = MMIOBus()
         let root = try PCIPlatform.attach(ports: &ports, mmio: &mmio, onBARChange: { platform.barChanged($0) })
-        let eventLoop = try DeviceEventLoop()
+        let loops = try DeviceEventLoops()
         // 00:01.0 is the virtio-rng; 00:02.0 the virtio-console, with several queues.
         try platform.attach(disks: [], networks: [], console: ConsoleDevice(output: { _ in }), vsock: nil, transport: .pci, to: root,
-                            mmio: &mmio, memory: memory, router: KVMMSIRouter(vm: vm), eventLoop: eventLoop)
+                            mmio: &mmio, memory: memory, router: KVMMSIRouter(vm: vm), loops: loops)
         let address = PCIAddress(device: 2)
         let transport = try #require(platform.transport(at: address))
         let base: UInt64 = 0xC000_0000

@@ -74,9 +74,9 @@ import VirtioMMIO
         let memory = try GuestMemory(ranges: [(start: GuestAddress(0), size: 16 << 20)])
         try vm.mapGuestMemory(memory)
         var mmio = MMIOBus()
-        let eventLoop = try DeviceEventLoop()
+        let loops = try DeviceEventLoops()
         try VirtioMMIOPlatform.attach([EntropyDevice(), ConsoleDevice(output: { _ in })], to: &mmio, vm: vm, memory: memory,
-                                      eventLoop: eventLoop)
+                                      loops: loops)
         // The guest's probe reads "virt" and the device IDs.
         #expect(mmio.read(address: 0xE800_0000, width: 4) == 0x7472_6976)
         #expect(mmio.read(address: 0xE800_0008, width: 4) == 4)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import SwiftletSandbox
 #if canImport(Glibc)
@@ -34,6 +35,21 @@ import Glibc
         defer { close(lock) }
         #expect(throws: SandboxError.nameInUse(name: "web", running: true)) { _ = try directory.create(name: "web") }
         #expect(directory.names() == ["web"])
+    }
+
+    @Test("eight concurrent creates of one name (eight `run -d --name web` at once): exactly one wins")
+    func concurrentCreatesOfOneName() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory.root) }
+        for round in 0..<20 {
+            let name = "web\(round)"
+            let outcomes = Mutex<[Bool]>([])
+            DispatchQueue.concurrentPerform(iterations: 8) { _ in
+                let created = (try? directory.create(name: name)) != nil
+                outcomes.withLock { $0.append(created) }
+            }
+            #expect(outcomes.withLock { $0.filter { $0 }.count } == 1, "round \(round)")
+        }
+        #expect(directory.names().count == 20)
     }
 
     @Test("running means a process holds the lock; closing it (as a killed VMM does) means exited")

@@ -119,7 +119,7 @@ extension Machine {
                     lifecycle.guarded.withLock { $0.console = console }
                 }
                 try consoleOutput.start()
-                try eventLoop.start()
+                try deviceLoops.start()
                 for vcpu in vcpus {
                     let runner = VCPURunner(vcpu: vcpu, portBus: portBus, mmioBus: mmioBus, stop: stopController, gate: gate,
                                             counters: metrics.makeVCPUCounters(index: Int(vcpu.id)), timeline: timeline, logger: logger)
@@ -161,10 +161,10 @@ extension Machine {
             for vcpu in vcpus { vcpu.requestImmediateExit() }
             for thread in lifecycle.guarded.withLock({ $0.vcpuThreads }) { thread.kick() }
             let vcpusParked = gate.waitUntilParked(total: vcpus.count, milliseconds: Int(Self.pauseTimeoutMilliseconds))
-            let loopParked = vcpusParked && eventLoop.pause(milliseconds: Self.pauseTimeoutMilliseconds)
+            let loopParked = vcpusParked && deviceLoops.pause(milliseconds: Self.pauseTimeoutMilliseconds)
             guard vcpusParked, loopParked else {
                 setState(.error)
-                let what = vcpusParked ? "the device loop did not finish its work" : "\(vcpus.count - gate.parkedCount) vCPU(s) did not leave the guest"
+                let what = vcpusParked ? "a device loop did not finish its work" : "\(vcpus.count - gate.parkedCount) vCPU(s) did not leave the guest"
                 throw .timedOut(operation: "pause", detail: "\(what) within \(Self.pauseTimeoutMilliseconds) ms")
             }
             setState(.paused)
@@ -179,7 +179,7 @@ extension Machine {
             setState(.resuming)
             let began = BootTimeline.now()
             defer { metrics.recordLatency(.vmmResumeVM, microseconds: (BootTimeline.now() - began) / 1000) }
-            eventLoop.resume()
+            deviceLoops.resume()
             gate.resume()
             setState(.running)
         }
@@ -268,7 +268,7 @@ extension Machine {
         gate.wakeForStop()
         for thread in threads { thread.kick() }
         for thread in threads { thread.join() }
-        eventLoop.stop()
+        deviceLoops.stop()
         // Every producer has stopped: the guest's last words reach the fd (within a short bound) before the
         // terminal is restored and the stop is reported.
         consoleOutput.stop()

@@ -58,7 +58,7 @@ enum Platform {
     /// windows (`VirtioMMIOPlatform`).
     static func build(vm: VirtualMachine, consoleOutput: Int32, timeline: BootTimeline, stop: StopController,
                       virtio: (memory: GuestMemory, disks: [DiskConfiguration], networks: [NetworkConfiguration], console: Bool,
-                               vsock: VsockConfiguration?, transport: VirtioTransport, eventLoop: DeviceEventLoop)?,
+                               vsock: VsockConfiguration?, transport: VirtioTransport, loops: DeviceEventLoops)?,
                       logger: Logger) throws(MachineError) -> Attached {
         ignoreFileSizeSignal()
         var ports = PortIOBus()
@@ -88,7 +88,7 @@ enum Platform {
                 }
                 try virtioPlatform.attach(disks: virtio.disks, networks: virtio.networks, console: virtioConsole, vsock: virtio.vsock,
                                           transport: virtio.transport, to: pci, mmio: &mmio, memory: virtio.memory,
-                                          router: KVMMSIRouter(vm: vm), eventLoop: virtio.eventLoop)
+                                          router: KVMMSIRouter(vm: vm), loops: virtio.loops)
             }
             let attached = virtioPlatform.attached.withLock { $0 }
             let registry = DeviceRegistry(serial: serial, i8042: i8042, drives: attached.drives,

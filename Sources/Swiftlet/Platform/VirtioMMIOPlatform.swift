@@ -65,11 +65,11 @@ enum VirtioMMIOPlatform {
     }
 
     /// Puts each device behind a virtio-mmio transport in its slot: on the MMIO bus, its interrupt line, and its
-    /// queue notifications as ioeventfds that the device event loop answers.
+    /// queue notifications as ioeventfds that the device's event loop answers (a disk's own, or the shared one).
     /// Returns the transports in device order.
     @discardableResult
     static func attach(_ devices: [any VirtioDevice], to mmio: inout MMIOBus, vm: VirtualMachine, memory: GuestMemory,
-                       eventLoop: DeviceEventLoop) throws(MachineError) -> [VirtioMMIODevice] {
+                       loops: DeviceEventLoops) throws(MachineError) -> [VirtioMMIODevice] {
         guard devices.count <= maximumDevices else {
             throw .configuration(.tooManyDevices(devices.count, maximum: maximumDevices,
                                                  reason: "one virtio-mmio window and interrupt each"))
@@ -81,6 +81,7 @@ enum VirtioMMIOPlatform {
             do {
                 try mmio.register(transport, base: slot.base, length: VirtioMMIOLayout.windowSize,
                                   name: "virtio-mmio \(device.deviceType) (GSI \(slot.gsi))")
+                let eventLoop = try loops.loop(for: device)
                 for queue in 0..<transport.queueCount {
                     let notifier = try EventFD()
                     eventLoop.add(notifier) { transport.queueNotified(index: queue) }

@@ -48,13 +48,13 @@ final class VirtioPlatform: Sendable {
     /// same order.
     func attach(disks: [DiskConfiguration], networks: [NetworkConfiguration], console: ConsoleDevice?, vsock: VsockConfiguration?,
                 transport: VirtioTransport, to root: PCIRoot, mmio: inout MMIOBus, memory: GuestMemory, router: KVMMSIRouter,
-                eventLoop: DeviceEventLoop) throws(MachineError) {
+                loops: DeviceEventLoops) throws(MachineError) {
         do {
-            let devices = try makeDevices(disks: disks, networks: networks, console: console, vsock: vsock, eventLoop: eventLoop)
+            let devices = try makeDevices(disks: disks, networks: networks, console: console, vsock: vsock, eventLoop: loops.shared)
             switch transport {
-            case .pci: try attachPCI(devices, to: root, memory: memory, router: router, eventLoop: eventLoop)
+            case .pci: try attachPCI(devices, to: root, memory: memory, router: router, loops: loops)
             case .mmio:
-                let transports = try VirtioMMIOPlatform.attach(devices, to: &mmio, vm: vm, memory: memory, eventLoop: eventLoop)
+                let transports = try VirtioMMIOPlatform.attach(devices, to: &mmio, vm: vm, memory: memory, loops: loops)
                 handles.withLock { $0 = transports.map { .mmio($0) } }
             }
         } catch {
@@ -105,7 +105,7 @@ final class VirtioPlatform: Sendable {
     }
 
     private func attachPCI(_ devices: [any VirtioDevice], to root: PCIRoot, memory: GuestMemory, router: KVMMSIRouter,
-                           eventLoop: DeviceEventLoop) throws(MachineError) {
+                           loops: DeviceEventLoops) throws(MachineError) {
         // Device numbers 1 to 31 on bus 0 (0 is the host bridge). `MachineConfiguration.validate` says so first,
         // with the breakdown; this keeps a configuration that skipped validation from trapping in PCIAddress.
         guard devices.count <= MachineConfiguration.maximumVirtioDevices else {
@@ -122,6 +122,7 @@ final class VirtioPlatform: Sendable {
                                                 intxLine: KVMInterruptLine(vm: vm, gsi: gsi), intxGSI: gsi)
                 try transport.placeBARs(using: &allocator)
                 var notifiers: [EventFD] = []
+                let eventLoop = try loops.loop(for: device)
                 for queue in 0..<transport.queueCount {
                     let notifier = try EventFD()
                     eventLoop.add(notifier) { transport.queueNotified(index: queue) }

@@ -61,8 +61,11 @@ final class DeviceEventLoop: @unchecked Sendable {
     /// The loop thread's pthread_t once it runs (0 before), so `reconsider()` can tell its own calls apart.
     private let loopThread = Atomic<UInt>(0)
     private var thread: HostThread?
+    /// The loop thread's name ("devices", "disk0", ...: `DeviceEventLoops`).
+    let threadName: String
 
-    init() throws(KVMError) {
+    init(threadName: String = "devices") throws(KVMError) {
+        self.threadName = threadName
         wakeup = try EventFD()
         parked = try EventFD(nonBlocking: true)
     }
@@ -106,7 +109,7 @@ final class DeviceEventLoop: @unchecked Sendable {
 
     func start() throws(MachineError) {
         guard !sources.isEmpty || !groups.isEmpty else { return }
-        thread = try HostThread(name: "devices") { [self] in self.run() }
+        thread = try HostThread(name: threadName) { [self] in self.run() }
     }
 
     func stop() {
@@ -120,10 +123,21 @@ final class DeviceEventLoop: @unchecked Sendable {
     /// Quiesces the loop: returns true once it is parked between rounds (at once if it never started), false if
     /// it did not acknowledge within `milliseconds` (a handler stuck in a system call).
     func pause(milliseconds: Int32) -> Bool {
-        guard thread != nil else { return true }
+        requestPause()
+        return waitUntilParked(milliseconds: milliseconds)
+    }
+
+    /// The first half of `pause`: asks the loop to park after the round it is in, without waiting.
+    func requestPause() {
+        guard thread != nil else { return }
         _ = parked.consume()
         pauseRequested.store(true, ordering: .releasing)
         wakeup.signal()
+    }
+
+    /// The second half of `pause`: true once the loop has parked (at once if it never started).
+    func waitUntilParked(milliseconds: Int32) -> Bool {
+        guard thread != nil else { return true }
         return parked.wait(milliseconds: milliseconds)
     }
 

@@ -41,7 +41,7 @@ public final class Machine: Sendable {
     /// the CLI exits without tearing the machine down.
     let socketFiles: [OwnedSocketFile]
     let stopController: StopController
-    let eventLoop: DeviceEventLoop
+    let deviceLoops: DeviceEventLoops
     let logger: Logger
     /// The VM Generation ID (Linux guests booted by this version, and their snapshots): a new ID on every restore.
     let vmGenerationID: VMGenerationID?
@@ -141,13 +141,13 @@ public final class Machine: Sendable {
 
         // Devices on their buses.
         let stop = stopController
-        let eventLoop: DeviceEventLoop
-        do { eventLoop = try DeviceEventLoop() } catch { throw .kvm(error) }
-        self.eventLoop = eventLoop
+        let deviceLoops: DeviceEventLoops
+        do { deviceLoops = try DeviceEventLoops() } catch { throw .kvm(error) }
+        self.deviceLoops = deviceLoops
         let platform = try Platform.build(vm: vm, consoleOutput: consoleOutput, timeline: timeline, stop: stop,
                                           virtio: usesInKernelIRQChip ? (memory, configuration.disks, configuration.networks,
                                                                          configuration.console == .virtio, configuration.vsock,
-                                                                         configuration.transport, eventLoop) : nil,
+                                                                         configuration.transport, deviceLoops) : nil,
                                           logger: logger)
         serial = platform.serial
         self.consoleOutput = platform.consoleOutput
