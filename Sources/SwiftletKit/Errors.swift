@@ -88,6 +88,7 @@ public enum VirtualMachineError: Error, Equatable, Sendable, CustomStringConvert
         case let .boot(error): self = .invalidKernel("\(error)")
         case let .device(detail): self = .hostFailure(operation: "device setup", detail: detail)
         case let .threadCreationFailed(name, errno): self = .hostFailure(operation: "thread \(name)", detail: "errno \(errno)")
+        case let .unsupportedSnapshot(message): self = .hostFailure(operation: "restore", detail: message)
         }
     }
 

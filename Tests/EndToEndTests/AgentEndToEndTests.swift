@@ -17,8 +17,9 @@ extension TestHostBootTests {
     /// One test-host boot of the default guest with `--vsock`, the agent and /init of this checkout laid over its
     /// initramfs; then, from the test host, `swiftlet exec` and `swiftlet cp` through the VM's vsock socket:
     /// stdin piped in and a non-zero status back, a missing command (127), 32 MiB copied in and out md5-equal,
-    /// and 20 `exec true` round trips timed.
-    @Test("swiftlet exec / cp through swiftlet-agent: stdin and exit status, 127 for a missing command, 32 MiB in and out intact")
+    /// 20 `exec true` round trips timed; then bad input: a copy into a missing directory and into a full guest
+    /// file system, and a guest that powers off in the middle of an exec.
+    @Test("swiftlet exec / cp through swiftlet-agent: stdin and exit status, 127 for a missing command, 32 MiB in and out intact, a full guest disk, a guest dying mid-exec")
     func agentExecAndCopy() throws {
         guard let agent = Self.agentBinary else {
             Issue.record("no static swiftlet-agent: build it with `swift build -c release --product swiftlet-agent` or run scripts/setup")
@@ -67,12 +68,20 @@ extension TestHostBootTests {
             echo "back-md5 $(md5sum < /tmp/big.back)"
             $C /tmp/big vm:/no/such/dir/big 2> /tmp/cp-missing.err; echo "cp-missing-status=$?"
             echo "cp-missing-stderr=$(cat /tmp/cp-missing.err)"
+            # A full guest file system: a 1 MiB tmpfs in the guest, 32 MiB copied into it.
+            $X vm -- sh -c 'mkdir -p /small && mount -t tmpfs -o size=1m tmpfs /small'
+            $C /tmp/big vm:/small/ 2> /tmp/cp-full.err; echo "cp-full-status=$?"
+            echo "cp-full-stderr=$(cat /tmp/cp-full.err)"
             # busybox date has no %N: the test host's uptime has 10 ms steps, enough for 20 round trips.
             start=$(cut -d' ' -f1 /proc/uptime)
             i=0; while [ $i -lt 20 ]; do $X vm -- true || echo exec-true-failed; i=$((i+1)); done
             end=$(cut -d' ' -f1 /proc/uptime)
             echo "exec-true-20-ms=$(echo "$start $end" | awk '{ printf "%d", ($2 - $1) * 1000 }')"
-            echo 'poweroff -f' >&3
+            # The guest dies in the middle of an exec: the command powers it off after its first line.
+            $X vm -- sh -c 'echo before-the-end; sync; poweroff -f; sleep 30' > /tmp/dies.out 2> /tmp/dies.err
+            echo "dies-status=$?"
+            echo "dies-stdout=$(cat /tmp/dies.out)"
+            echo "dies-stderr=$(cat /tmp/dies.err)"
             wait $S; echo "swiftlet-status=$?"
             echo "--- swiftlet"; cat /tmp/ag-out
             """.write(toFile: script, atomically: true, encoding: .utf8)
@@ -98,6 +107,13 @@ extension TestHostBootTests {
         #expect(host != nil && host == value("guest-md5 ")?.prefix(32), "output:\n\(result.output)")
         #expect(value("cp-missing-status=") == "1")
         #expect(value("cp-missing-stderr=")?.contains("/no/such/dir") == true, "output:\n\(result.output)")
+        #expect(value("cp-full-status=") == "1", "output:\n\(result.output)")
+        #expect(value("cp-full-stderr=")?.contains("No space left on device") == true, "output:\n\(result.output)")
+        // The guest died mid-exec: what it printed arrived, then a clear error and a failure status.
+        #expect(value("dies-stdout=") == "before-the-end", "output:\n\(result.output)")
+        #expect(value("dies-status=") == "1", "output:\n\(result.output)")
+        #expect(value("dies-stderr=")?.contains("the connection to the guest's agent was lost (did the guest stop?)") == true,
+                "output:\n\(result.output)")
         #expect(!result.output.contains("exec-true-failed"))
         if let total = value("exec-true-20-ms=") { print("exec true: 20 round trips in \(total) ms") }
         #expect(result.output.contains("swiftlet: the guest powered off"))

@@ -332,6 +332,44 @@ struct SnapshotTests {
                 "\(String(describing: error))")
     }
 
+    @Test("a snapshot whose guest saw a CPU feature this host's KVM lacks is refused before it runs, naming the feature; this host's own passes")
+    func missingCPUFeatureIsRefused() throws {
+        let directory = try Self.directory()
+        _ = try Self.runAndSave(to: directory)
+        let kvm = try KVMSystem()
+        let supported = try kvm.supportedCPUID()
+        let available = try GuestCPUID.seenByANewGuest(try kvm.createVM().createVCPU(id: 0), supported: supported, vcpuCount: 1)
+        let snapshot = try RestoredSnapshot.load(directory: directory)
+        let saved = try #require(snapshot.cpuid(vcpu: 0))
+        #expect(GuestCPUID.missingFeatures(saved: saved, available: available) == [], "this host's own snapshot")
+        // Bits KVM sets from the guest's own CR4 and APIC base, and the ones Swiftlet sets, are not features to have.
+        var dynamic = supported
+        for index in dynamic.indices where dynamic[index].function == 1 {
+            dynamic[index].ecx |= 1 << 27 | 1 << 31
+            dynamic[index].edx |= 1 << 9 | 1 << 28
+        }
+        var bare = supported
+        for index in bare.indices where bare[index].function == 1 { bare[index].ecx &= ~(1 << 27 | 1 << 31); bare[index].edx &= ~(1 << 9 | 1 << 28) }
+        #expect(GuestCPUID.missingFeatures(saved: dynamic, available: bare) == [])
+
+        // The state file rewritten as if saved on a host with one more leaf-7 EBX feature than this one has.
+        let statePath = directory + "/" + Machine.snapshotStateFile
+        var file = try SnapshotFile.read(path: statePath)
+        var vcpu = try SnapshotSection.decode(VCPUSection.self, SnapshotSection.vcpu(0), from: file, path: statePath)
+        let leaf7 = available.first { $0.function == 7 && $0.index == 0 }?.ebx ?? 0
+        let extra = try #require((0..<32).first { leaf7 & (1 << $0) == 0 }, "leaf 7 EBX has every bit here")
+        let entry = try #require(vcpu.cpuid.firstIndex { $0.function == 7 && $0.index == 0 })
+        vcpu.cpuid[entry].ebx |= 1 << extra
+        let position = try #require(file.sections.firstIndex { $0.name == SnapshotSection.vcpu(0) })
+        file.sections[position].payload = SnapshotSection.encode(vcpu)
+        try file.write(path: statePath)
+
+        let error = Self.restoreError(directory)
+        guard case .unsupported(let message)? = error else { Issue.record("got \(String(describing: error))"); return }
+        #expect(message.hasPrefix(statePath + " was saved on a host whose CPU has features this host's KVM cannot give the guest"), "\(message)")
+        #expect(message.contains("CPUID.(EAX=0x7,ECX=0):EBX bit \(extra)"), "\(message)")
+    }
+
     // MARK: Timing
 
     /// Machine(restoringFrom:) → first KVM_RUN and → first console byte, for two RAM sizes with the same touched

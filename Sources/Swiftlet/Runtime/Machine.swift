@@ -181,6 +181,11 @@ public final class Machine: Sendable {
             var vcpus: [VCPU] = []
             for id in 0..<UInt32(configuration.vcpuCount) {
                 let vcpu = try vm.createVCPU(id: id)
+                if id == 0, let snapshot, let saved = snapshot.cpuid(vcpu: 0) {
+                    let available = try GuestCPUID.seenByANewGuest(vcpu, supported: supported, vcpuCount: configuration.vcpuCount)
+                    let missing = GuestCPUID.missingFeatures(saved: saved, available: available)
+                    guard missing.isEmpty else { throw MachineError.unsupportedSnapshot(snapshot.cpuFeaturesMessage(missing: missing)) }
+                }
                 try vcpu.setCPUID(snapshot?.cpuid(vcpu: id)
                                   ?? GuestCPUID.table(supported: supported, vcpuID: id, vcpuCount: configuration.vcpuCount))
                 if let entry {
@@ -192,8 +197,12 @@ public final class Machine: Sendable {
                 vcpus.append(vcpu)
             }
             self.vcpus = vcpus
-        } catch {
+        } catch let error as MachineError {
+            throw error
+        } catch let error as KVMError {
             throw .kvm(error)
+        } catch {
+            throw .device("\(error)")
         }
         timeline.mark(.machineBuilt)
     }

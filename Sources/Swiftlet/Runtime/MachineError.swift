@@ -10,6 +10,8 @@ public enum MachineError: Error, CustomStringConvertible {
     case boot(BootError)
     case device(String)
     case threadCreationFailed(name: String, errno: Int32)
+    /// A snapshot this host cannot run (checked once KVM can say what it supports); the message names the file.
+    case unsupportedSnapshot(String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,7 @@ public enum MachineError: Error, CustomStringConvertible {
         case let .boot(error): return "cannot load the kernel: \(error)"
         case let .device(detail): return "device setup failed: \(detail)"
         case let .threadCreationFailed(name, errno): return "cannot start thread \(name): errno \(errno)"
+        case let .unsupportedSnapshot(message): return message
         }
     }
 }

@@ -197,6 +197,8 @@ extension Machine {
         do {
             try self.init(configuration: snapshot.configuration, timeline: timeline, logger: logger, consoleOutput: consoleOutput,
                           metrics: metrics, restoring: snapshot)
+        } catch .unsupportedSnapshot(let message) {
+            throw .unsupported(message)
         } catch {
             throw .machine(error.description)
         }

@@ -196,6 +196,13 @@ struct RestoredSnapshot {
                                 memoryBytesWritten: memory.bytesWritten, isDiff: memory.kind == "Diff", savedAtUnixNanoseconds: machine.savedAtUnixNanoseconds)
     }
 
+    /// Why this host cannot run the snapshot's guest: the saved CPU features its KVM lacks
+    /// (`GuestCPUID.missingFeatures`).
+    func cpuFeaturesMessage(missing: [String]) -> String {
+        "\(statePath) was saved on a host whose CPU has features this host's KVM cannot give the guest "
+            + "(\(missing.joined(separator: "; "))); the guest's kernel chose code that uses them at boot, so it cannot run here"
+    }
+
     /// A guest saved on one CPU vendor's host cannot run on another's: its kernel chose vendor-specific code paths,
     /// MSRs and errata at boot. The saved CPUID's leaf 0 names the vendor the guest saw (the host's, passed
     /// through); a snapshot without a CPUID table (a host that refused KVM_GET_CPUID2) is not checked.
