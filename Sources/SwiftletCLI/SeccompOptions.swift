@@ -38,7 +38,15 @@ struct SeccompOptions: ParsableArguments {
     /// Sets the process's seccomp configuration before any machine starts.
     func apply() {
         Seccomp.probe(probe.flatMap(SeccompThreadKind.init(rawValue:)))
-        let chosen = noSeccomp ? .off : (level ?? Self.defaultLevel)
+        Self.configure(noSeccomp ? .off : (level ?? Self.defaultLevel))
+    }
+
+    /// What `apply()` does when no seccomp option was given (`RestoreFastPath`).
+    static func applyDefault() {
+        configure(defaultLevel)
+    }
+
+    private static func configure(_ chosen: Level) {
         switch chosen {
         case .off: Seccomp.configure(nil)
         case .trap: Seccomp.configure(.trap)

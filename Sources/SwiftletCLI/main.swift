@@ -13,6 +13,9 @@ signal(SIGPIPE, SIG_IGN)
 // Run as `firecracker` (a symlink to this binary), Swiftlet takes Firecracker's command line.
 if CommandLine.arguments.first.map({ $0.split(separator: "/").last == "firecracker" }) == true {
     FirecrackerCommand.main()
+} else if let restore = RestoreFastPath.request(CommandLine.arguments) {
+    // `swiftlet restore DIR`: the common form of a restore skips the general parser (RestoreFastPath says why).
+    RestoreFastPath.run(restore)
 } else {
     SwiftletCommand.main()
 }

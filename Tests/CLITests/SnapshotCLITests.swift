@@ -98,6 +98,9 @@ struct SnapshotCLITests {
             (["snapshot", "--api-sock", "/tmp/a.sock", "vm1", "/tmp/x"], "with --api-sock give one argument"),
             (["snapshot", "no/slashes", "/tmp/x"], "no/slashes"),
             (["restore"], "Missing expected argument"),
+            // Not the fast path's form (RestoreFastPath): the general parser answers, as it always did.
+            (["restore", "--boot-timeline"], "Missing expected argument"),
+            (["restore", "/tmp/a", "/tmp/b"], "Unexpected argument"),
             (["restore", "/tmp/x", "--net", "eth0"], "use ID=tap:NAME or ID=socket:PATH"),
             (["restore", "/tmp/x", "--net", "eth0=bridge:br0"], "use ID=tap:NAME or ID=socket:PATH"),
             (["restore", "/tmp/x", "--net", "eth 0=tap:t0"], "the interface id must be letters, digits and _"),
@@ -169,6 +172,16 @@ struct SnapshotCLITests {
         #expect(all.count >= Self.counts(before).count + 10)
         #expect(all == Array(1...UInt64(all.count)), "one sequence across the processes: \(all.prefix(3))...\(all.suffix(3))")
         #expect(!continued.hasPrefix("00000001"), "the restored guest does not start over")
+
+        // `swiftlet restore DIR` alone takes the fast path (no argument parser): the same files restore the same way.
+        let again = try Swiftlet.start(["restore", directory + "/snap"])
+        let second = Collector(again.stdout)
+        #expect(second.waitFor(counts: 10), "the second restore counts: \(second.text.prefix(40))")
+        again.process.terminate()
+        again.process.waitUntilExit()
+        #expect(again.process.terminationStatus == 143)
+        let secondCounts = Self.counts(before + second.finish())
+        #expect(secondCounts == Array(1...UInt64(secondCounts.count)), "the fast path's restore continues the same count")
     }
 
     /// The API thread's seccomp list must cover what a save does: the directory form makes its directory, the

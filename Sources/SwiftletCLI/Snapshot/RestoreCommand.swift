@@ -118,13 +118,21 @@ struct RestoreCommand: ParsableCommand {
         TerminationSignals.block()
         try background.adoptSandboxDirectory()
         seccomp.apply()
+        let overrides = SnapshotOverrides(networks: try net.map(Self.networkOverride(parsing:)),
+                                          drives: try disk.map(Self.driveOverride(parsing:)), vsockSocketPath: vsockSocket,
+                                          advanceGuestClock: advanceClock)
+        try Self.restoreInForeground(directory: directory, overrides: overrides, apiSocket: apiSocket, timeout: timeout,
+                                     bootTimeline: bootTimeline, verbose: verbose)
+    }
+
+    /// The restore itself, once the options are known (also `RestoreFastPath`'s): builds the machine from the
+    /// snapshot and runs it to its end in this process.
+    static func restoreInForeground(directory: String, overrides: SnapshotOverrides, apiSocket: String?, timeout: Double?,
+                                    bootTimeline: Bool, verbose: Bool) throws {
         let observability = Observability()
         MachineSession.bootstrapLogging(observability: observability, verbose: verbose)
         let logger = Logger(label: "swiftlet")
         let timeline = BootTimeline(origin: processStart)
-        let overrides = SnapshotOverrides(networks: try net.map(Self.networkOverride(parsing:)),
-                                          drives: try disk.map(Self.driveOverride(parsing:)), vsockSocketPath: vsockSocket,
-                                          advanceGuestClock: advanceClock)
         let machine: Machine
         do {
             machine = try Machine(restoringFromState: directory + "/" + Machine.snapshotStateFile,
