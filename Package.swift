@@ -183,7 +183,7 @@ if Context.environment["SWIFTLET_FUZZ"] != nil {
         ("api", ["SwiftletAPI"]),
         ("snapshot", ["Swiftlet"]),
         ("agent-frame", ["AgentProtocol"]),
-        ("virtio-mmio", ["VirtioMMIO", "Virtio", "Devices", "GuestMemory"]),
+        ("virtio-mmio", ["VirtioMMIO", "Virtio", "Devices", "GuestMemory", .product(name: "Logging", package: "swift-log")]),
     ]
     for (name, dependencies) in fuzzTargets {
         package.targets.append(.executableTarget(name: "fuzz-\(name)", dependencies: ["FuzzSupport"] + dependencies,
