@@ -37,6 +37,14 @@ int cjail_pivot_root(const char *new_root, const char *put_old) {
     return 0;
 }
 
+int cjail_move_root(const char *new_root) {
+    CHECK(chdir(new_root));
+    CHECK(mount(new_root, "/", NULL, MS_MOVE, NULL));
+    CHECK(chroot("."));
+    CHECK(chdir("/"));
+    return 0;
+}
+
 int cjail_mount_proc(const char *path) {
     CHECK(mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2"));
     return 0;

@@ -122,7 +122,18 @@ public enum Jail {
             try JailFiles.check(cjail_make_root_slave(), "mount --make-rslave", "/")
             try JailFiles.check(cjail_bind_onto_itself(root), "mount --bind", root)
             try JailFiles.check(mkdir("\(root)/old_root", 0o700), "mkdir", "\(root)/old_root")
-            try JailFiles.check(cjail_pivot_root(root, "old_root"), "pivot_root", root)
+            let pivoted = cjail_pivot_root(root, "old_root")
+            if pivoted == -EINVAL, isInitialRamfsRoot() {
+                // The host runs from its initramfs (as the QEMU test host does): pivot_root refuses to leave
+                // rootfs. Move the jail over / and chroot into it instead. Escaping a chroot needs
+                // CAP_SYS_CHROOT, which the privilege drop below takes away (unless --uid 0 is given).
+                rmdir("\(root)/old_root")
+                try JailFiles.check(cjail_move_root(root), "mount --move + chroot", root)
+                var line = "swiftlet jail: the host's root is its initramfs, which pivot_root cannot leave: moved the jail onto / and chrooted instead\n"
+                line.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
+            } else {
+                try JailFiles.check(pivoted, "pivot_root", root)
+            }
             // Swift's runtime finds itself through /proc/self at start-up (and aborts without it). A procfs of
             // the jail's own: with --new-pid-ns it shows only the VMM; hidepid=2 hides other users' processes.
             try JailFiles.check(cjail_mount_proc("/proc"), "mount proc", "/proc")
@@ -135,6 +146,16 @@ public enum Jail {
             var line = "swiftlet jail: \(error)\n"
             line.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
             _exit(1)
+        }
+    }
+
+    /// True when / is the kernel's initial ramfs (its mount's file system type is rootfs), which pivot_root
+    /// cannot move away from.
+    static func isInitialRamfsRoot() -> Bool {
+        guard let mounts = try? JailFiles.readFile("/proc/self/mounts") else { return false }
+        return mounts.split(separator: "\n").contains { line in
+            let fields = line.split(separator: " ")
+            return fields.count > 2 && fields[1] == "/" && fields[2] == "rootfs"
         }
     }
 

@@ -80,4 +80,21 @@ enum JailFiles {
         var bytes = Array(text.utf8)
         guard write(fd, &bytes, bytes.count) == bytes.count else { throw .system(operation: "write \(text) to", path: path, errno: errno) }
     }
+
+    /// A small text file (procfs: read until end of file), at most `limit` bytes.
+    static func readFile(_ path: String, limit: Int = 1 << 20) throws(JailError) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .system(operation: "open", path: path, errno: errno) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while bytes.count < limit {
+            let count = read(fd, &chunk, chunk.count)
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else { throw .system(operation: "read", path: path, errno: errno) }
+            if count == 0 { break }
+            bytes += chunk[..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 }

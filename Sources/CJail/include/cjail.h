@@ -16,6 +16,9 @@ int cjail_make_root_slave(void);
 int cjail_bind_onto_itself(const char *path);
 /// chdir(new_root); pivot_root(".", put_old); chdir("/"); umount2(put_old, MNT_DETACH); rmdir(put_old).
 int cjail_pivot_root(const char *new_root, const char *put_old);
+/// Where pivot_root cannot work (the host's root is the initial ramfs, which can be neither unmounted nor
+/// pivoted away from): chdir(new_root); mount --move new_root /; chroot("."); chdir("/"). runc's --no-pivot.
+int cjail_move_root(const char *new_root);
 /// A procfs at `path` (nosuid, nodev, noexec, hidepid=2: an unprivileged process sees only its own processes).
 int cjail_mount_proc(const char *path);
 /// mknod(path, S_IFCHR | mode, makedev(major, minor)).
