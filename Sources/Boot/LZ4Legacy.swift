@@ -31,6 +31,10 @@ public enum LZ4Legacy {
     ///
     /// - Parameter maxOutputSize: the decoder throws instead of producing more than this.
     /// - Parameter expectedSize: when known (the kernel appends it), the output buffer is sized once.
+    /// The most output one byte of an LZ4 block can produce: an extended length byte of 255 (a sequence's token,
+    /// offset and literals yield less per byte).
+    static let maximumExpansion = 255
+
     public static func decompress(_ input: ArraySlice<UInt8>, maxOutputSize: Int, expectedSize: Int? = nil) throws(BootError) -> [UInt8] {
         let base = input.startIndex
         var position = base
@@ -66,7 +70,9 @@ public enum LZ4Legacy {
                 throw fail("block of \(blockSize) bytes but only \(input.endIndex - position) left", at: position)
             }
             let blockEnd = position + Int(blockSize)
-            let limit = min(maxOutputSize - output.count, maxBlockSize)
+            // No LZ4 block expands more than 255 times (a length byte of 255 adds 255 bytes; everything else less),
+            // so a small block needs no 8 MiB tail zeroed for it (the fuzzer's inputs: most of their time went there).
+            let limit = min(maxOutputSize - output.count, maxBlockSize, Int(blockSize) * maximumExpansion)
             try decodeBlock(input, from: position, to: blockEnd, appendingTo: &output, limit: limit, base: base)
             position = blockEnd
         }
