@@ -179,7 +179,7 @@ if Context.environment["SWIFTLET_FUZZ"] != nil {
         ("block-request", ["Virtio", "GuestMemory"]),
         ("vsock-packet", ["Virtio"]),
         ("net-header", ["Virtio"]),
-        ("virtio-pci", ["VirtioPCI", "Virtio", "Devices", "GuestMemory"]),
+        ("virtio-pci", ["VirtioPCI", "Virtio", "Devices", "GuestMemory", .product(name: "Logging", package: "swift-log")]),
         ("api", ["SwiftletAPI"]),
         ("snapshot", ["Swiftlet"]),
         ("agent-frame", ["AgentProtocol"]),

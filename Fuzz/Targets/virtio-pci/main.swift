@@ -5,6 +5,7 @@
 import Devices
 import FuzzSupport
 import GuestMemory
+import Logging
 import Virtio
 import VirtioPCI
 
@@ -18,12 +19,15 @@ struct ZeroEntropy: EntropySource {
 }
 
 let memory = try! GuestMemory(ranges: [(GuestAddress(0), 64 << 10)])
+// The transport logs what a driver does wrong, once per input here: warnings would fill the log and slow the run.
+var quiet = Logger(label: "fuzz.virtio-pci")
+quiet.logLevel = .critical
 
 runFuzzer { bytes in
     var input = FuzzInput(bytes)
     let image = input.take(Int(input.integer(UInt16.self)))
     try! memory.write(image.prefix(64 << 10), at: GuestAddress(0))
-    let transport = VirtioPCIDevice(device: EntropyDevice(source: ZeroEntropy()), memory: memory, msixRouting: IgnoredRouting())
+    let transport = VirtioPCIDevice(device: EntropyDevice(source: ZeroEntropy()), memory: memory, msixRouting: IgnoredRouting(), logger: quiet)
     let widths = [1, 2, 4, 8]
     for _ in 0..<256 where !input.isEmpty {
         let operation = input.integer(UInt8.self)
