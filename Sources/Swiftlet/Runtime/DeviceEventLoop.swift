@@ -205,7 +205,7 @@ final class DeviceEventLoop: @unchecked Sendable {
 
     /// poll(2)'s timeout for `deadline`: whole milliseconds, rounded up so that the loop does not wake just
     /// before the deadline and go round again with a zero timeout.
-    private static func milliseconds(until deadline: ContinuousClock.Instant) -> Int32 {
+    static func milliseconds(until deadline: ContinuousClock.Instant) -> Int32 {
         let remaining = ContinuousClock.now.duration(to: deadline)
         guard remaining > .zero else { return 0 }
         let (seconds, attoseconds) = remaining.components

@@ -56,10 +56,8 @@ final class DeviceEventLoops: @unchecked Sendable {
         for loop in loops { loop.requestPause() }
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(milliseconds))
         var allParked = true
-        for loop in loops {
-            let remaining = ContinuousClock.now.duration(to: deadline)
-            let left = max(0, Int32(clamping: remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
-            if !loop.waitUntilParked(milliseconds: left) { allParked = false }
+        for loop in loops where !loop.waitUntilParked(milliseconds: DeviceEventLoop.milliseconds(until: deadline)) {
+            allParked = false
         }
         return allParked
     }
