@@ -26,11 +26,11 @@ struct SnapshotFormatTests {
         #expect(CRC32.checksum([UInt8]()) == 0)
     }
 
-    @Test("a file round-trips: magic, version 1, declared length, sections in order")
+    @Test("a file round-trips: magic, version 2, declared length, sections in order")
     func roundTrip() throws {
         let bytes = Self.sample().encoded()
         #expect(Array(bytes.prefix(8)) == Array("SWLTSNAP".utf8))
-        #expect(bytes[8] == 1)
+        #expect(bytes[8] == 2)
         #expect(bytes[16] == UInt8(bytes.count))
         let decoded = try SnapshotFile(decoding: bytes, path: Self.path)
         #expect(decoded == Self.sample())
@@ -51,7 +51,7 @@ struct SnapshotFormatTests {
         #expect(error(Array(good.dropLast(3))) == .truncated(path: Self.path, actual: UInt64(good.count - 3), expected: UInt64(good.count)))
         var newer = good
         newer[8] = 7
-        #expect(error(newer) == .newerVersion(path: Self.path, version: 7, supported: 1))
+        #expect(error(newer) == .newerVersion(path: Self.path, version: 7, supported: 2))
         var flipped = good
         flipped[40] ^= 1
         guard case .checksumMismatch(Self.path, _, _)? = error(flipped) else { Issue.record("flipped byte accepted"); return }
@@ -77,8 +77,8 @@ struct SnapshotFormatTests {
 
     @Test("messages name the file")
     func messages() {
-        #expect(SnapshotError.newerVersion(path: "/x/state", version: 2, supported: 1).description
-                == "snapshot file /x/state has format version 2, newer than this Swiftlet reads (up to 1)")
+        #expect(SnapshotError.newerVersion(path: "/x/state", version: 3, supported: 2).description
+                == "snapshot file /x/state has format version 3, newer than this Swiftlet reads (up to 2)")
         #expect(SnapshotError.truncated(path: "/x/state", actual: 10, expected: 99).description
                 == "snapshot file /x/state is truncated: it is 10 bytes, its header says 99")
         #expect(SnapshotError.checksumMismatch(path: "/x/state", stored: 0xAB, computed: 0xCD).description

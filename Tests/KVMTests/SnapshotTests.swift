@@ -1,3 +1,4 @@
+import Devices
 import Foundation
 import GuestMemory
 import KVM
@@ -131,6 +132,43 @@ struct SnapshotTests {
         #expect(!restored.printed.hasPrefix("00000001"), "the restored guest does not start over")
         let memoryCounter = try restored.machine.memory.load(UInt64.self, at: GuestAddress(Self.counterAddress))
         #expect(memoryCounter >= saved.memoryCounter + 10, "the memory counter went on from its saved value")
+    }
+
+    @Test("a format-version-1 state file (every section JSON, as Swiftlet wrote before 2026-12-04) still restores and continues")
+    func versionOneFilesStillRestore() throws {
+        let directory = try Self.directory()
+        let saved = try Self.runAndSave(to: directory)
+        let statePath = directory + "/" + Machine.snapshotStateFile
+        var file = try SnapshotFile.read(path: statePath)
+        #expect(file.version == 2)
+        // Rewritten as version 1 wrote it: each section's value as JSON.
+        func json<T: BinarySnapshotSection>(_ type: T.Type, _ name: String) throws -> [UInt8] {
+            SnapshotSection.encodeJSON(try SnapshotSection.decode(type, name, from: file, path: statePath))
+        }
+        var sections: [SnapshotFile.Section] = []
+        for section in file.sections {
+            let payload: [UInt8]
+            switch section.name {
+            case SnapshotSection.machine: payload = try json(MachineSection.self, section.name)
+            case SnapshotSection.memory: payload = try json(MemorySection.self, section.name)
+            case SnapshotSection.vm: payload = try json(VMSection.self, section.name)
+            case SnapshotSection.vcpu(0): payload = try json(VCPUSection.self, section.name)
+            case SnapshotSection.serial: payload = try json(Serial8250.State.self, section.name)
+            case SnapshotSection.i8042: payload = try json(I8042.State.self, section.name)
+            case SnapshotSection.rtc: payload = try json(CMOSRTC.State.self, section.name)
+            default: Issue.record("unexpected section \(section.name)"); payload = section.payload
+            }
+            #expect(payload.first == UInt8(ascii: "{"), "\(section.name) is JSON now")
+            sections.append(.init(name: section.name, payload: payload))
+        }
+        file.version = 1
+        file.sections = sections
+        try file.write(path: statePath)
+
+        let restored = try Self.restoreAndRun(from: directory)
+        let all = Self.counts(saved.printed + restored.printed)
+        #expect(all.count >= Self.counts(saved.printed).count + 10, "the restored guest prints more counts")
+        #expect(all == Array(1...UInt64(all.count)), "one unbroken sequence across the save")
     }
 
     @Test("two machines restored from the same files both continue from the same point, and the files are unchanged")
@@ -286,11 +324,11 @@ struct SnapshotTests {
         // A newer format version.
         directory = try Self.copyOfSnapshot(source)
         bytes = state
-        bytes[8] = 2
+        bytes[8] = 3
         try Data(bytes).write(to: URL(fileURLWithPath: directory + "/state"))
         error = Self.restoreError(directory)
-        #expect(error == .newerVersion(path: directory + "/state", version: 2, supported: 1))
-        #expect(error?.description.contains("format version 2, newer than this Swiftlet reads") == true)
+        #expect(error == .newerVersion(path: directory + "/state", version: 3, supported: 2))
+        #expect(error?.description.contains("format version 3, newer than this Swiftlet reads") == true)
 
         // Not a snapshot at all.
         directory = try Self.copyOfSnapshot(source)

@@ -7,19 +7,20 @@ import Glibc
 ///
 ///     offset  size  field
 ///     0       8     magic "SWLTSNAP"
-///     8       4     format version (little-endian), 1 today
+///     8       4     format version (little-endian), 2 today (1: every section JSON)
 ///     12      4     section count
 ///     16      8     file length, trailer included
 ///     24      8     reserved, 0
-///     32      ...   sections, each: name length (u16), name (ASCII), payload length (u64), payload (JSON)
+///     32      ...   sections, each: name length (u16), name (ASCII), payload length (u64), payload
 ///     end-4   4     CRC-32 (IEEE) of every byte before it
 ///
 /// Reading treats every field as untrusted: lengths and counts are checked against what is left of the file
 /// before anything is sliced, and the file's size is bounded before it is read at all.
 struct SnapshotFile: Equatable {
     static let magic: [UInt8] = Array("SWLTSNAP".utf8)
-    /// The version this Swiftlet writes and the newest it reads.
-    static let formatVersion: UInt32 = 1
+    /// The version this Swiftlet writes and the newest it reads. Version 2 (2026-12-04) encodes the sections
+    /// a restore always reads in binary (SectionCoding.swift); version 1 files, all JSON, are still read.
+    static let formatVersion: UInt32 = 2
     static let headerSize = 32
     static let trailerSize = 4
     /// A state file holds registers and device state, never guest RAM: 64 MiB is far beyond any real one.

@@ -10,9 +10,9 @@ import Virtio
 import VirtioMMIO
 import VirtioPCI
 
-/// The sections of a state file, each a Codable value serialized as JSON (docs/snapshots.md lists them).
-/// Kernel state structs travel as base64 of their bytes (`KVMStateBlob`), checked against this host's struct
-/// sizes when read back.
+/// The sections of a state file (docs/snapshots.md lists them): binary where the type has a binary form
+/// (BinarySections.swift), JSON otherwise. Kernel state structs travel as their bytes (`KVMStateBlob`; base64 in
+/// JSON), checked against this host's struct sizes when read back.
 enum SnapshotSection {
     static let machine = "machine"
     static let memory = "memory"
@@ -27,14 +27,38 @@ enum SnapshotSection {
     /// The virtio devices, numbered in attach order (rng, console, vsock, networks, disks).
     static func virtio(_ index: Int) -> String { "device.virtio.\(index)" }
 
-    static func encode<T: Encodable>(_ value: T) -> [UInt8] {
+    /// A section in the binary encoding this version writes (SectionCoding.swift).
+    static func encode<T: BinarySnapshotSection>(_ value: T) -> [UInt8] {
+        var writer = SectionWriter()
+        value.write(to: &writer)
+        return writer.bytes
+    }
+
+    /// A section that stays JSON (the virtio devices).
+    static func encode<T: Encodable>(_ value: T) -> [UInt8] { encodeJSON(value) }
+
+    static func encodeJSON<T: Encodable>(_ value: T) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         // Encoding our own plain values cannot fail (no floats that are NaN, no custom encoders that throw).
         return Array(try! encoder.encode(value))
     }
 
+    /// A section with a binary form: binary in files of format version 2 and later, JSON in version 1's.
+    static func decode<T: BinarySnapshotSection>(_ type: T.Type, _ name: String, from file: SnapshotFile, path: String) throws(SnapshotError) -> T {
+        guard file.version >= 2 else { return try decodeJSON(type, name, from: file, path: path) }
+        guard let section = file.section(named: name) else { throw .missingSection(path: path, name: name) }
+        var reader = SectionReader(section.payload)
+        do { return try T(from: &reader) } catch {
+            throw .invalidSection(path: path, name: name, reason: error.reason)
+        }
+    }
+
     static func decode<T: Decodable>(_ type: T.Type, _ name: String, from file: SnapshotFile, path: String) throws(SnapshotError) -> T {
+        try decodeJSON(type, name, from: file, path: path)
+    }
+
+    static func decodeJSON<T: Decodable>(_ type: T.Type, _ name: String, from file: SnapshotFile, path: String) throws(SnapshotError) -> T {
         guard let section = file.section(named: name) else { throw .missingSection(path: path, name: name) }
         do {
             return try JSONDecoder().decode(T.self, from: Data(section.payload))
