@@ -116,3 +116,7 @@ int chost_cpu_vendor(char vendor[13]) {
     vendor[12] = 0;
     return 0;
 }
+
+#include <malloc.h>
+
+int chost_set_malloc_arena_max(int count) { return mallopt(M_ARENA_MAX, count) == 1 ? 0 : -1; }

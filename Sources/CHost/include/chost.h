@@ -48,4 +48,8 @@ int chost_ofd_lock_conflicts(int fd, int exclusive);
 /// with the NUL). Returns 0, or -1 where CPUID has no leaf 0.
 int chost_cpu_vendor(char vendor[13]);
 
+/// mallopt(M_ARENA_MAX, count): at most `count` malloc arenas for the whole process (glibc otherwise gives threads
+/// arenas of their own, up to 8 per core). Returns 0, or -1 if glibc refused.
+int chost_set_malloc_arena_max(int count);
+
 #endif
