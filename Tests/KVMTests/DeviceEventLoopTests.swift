@@ -104,6 +104,28 @@ struct DeviceEventLoopTests {
         #expect(wait { handled.withLock { $0 } == [second.fd.rawValue, first.fd.rawValue] })
     }
 
+    @Test("a pause right after a resume, before the loop thread ran again, is still acknowledged (found as a flaky stuck-disk test under load)")
+    func pauseRightAfterResumeIsAcknowledged() throws {
+        let loop = try DeviceEventLoop(threadName: "devices")
+        let kick = try EventFD()
+        loop.add(kick) {}     // a loop with no source starts no thread
+        try loop.start()
+        defer { loop.stop() }
+        #expect(loop.pause(milliseconds: 5000))
+        // resume() then pause() back to back, with every core kept busy so that the parked loop seldom runs
+        // between the two: the second request then consumes the first acknowledgement, and the loop, still
+        // parked, must acknowledge again.
+        let spinning = Atomic<Bool>(true)
+        let spinners = (0..<4).map { _ in Thread { while spinning.load(ordering: .relaxed) {} } }
+        spinners.forEach { $0.start() }
+        defer { spinning.store(false, ordering: .relaxed) }
+        for round in 0..<200 {
+            loop.resume()
+            guard loop.pause(milliseconds: 2000) else { Issue.record("round \(round): the loop did not acknowledge"); return }
+        }
+        loop.resume()
+    }
+
     @Test("each disk has a loop of its own: a request stuck in one disk holds up neither the other devices nor the other disks (issue 13, defect 17)")
     func aStuckDiskHoldsUpNothingElse() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loops-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")

@@ -57,6 +57,10 @@ final class DeviceEventLoop: @unchecked Sendable {
     /// Pause: the loop finishes the round it is in (so no device request is left half done: every handler runs
     /// to completion on this thread), acknowledges on `parked`, and waits for `resume()` or `stop()`.
     private let pauseRequested = Atomic<Bool>(false)
+    /// Counts pause requests. A request that comes while the loop is still parked from an earlier one (a resume
+    /// and a new pause, both before the loop thread ran again) consumed that earlier acknowledgement; the loop
+    /// sees the count move and acknowledges again, or the new pause would wait in vain.
+    private let pauseRequests = Atomic<UInt64>(0)
     private let parked: EventFD
     /// The loop thread's pthread_t once it runs (0 before), so `reconsider()` can tell its own calls apart.
     private let loopThread = Atomic<UInt>(0)
@@ -132,6 +136,7 @@ final class DeviceEventLoop: @unchecked Sendable {
         guard thread != nil else { return }
         _ = parked.consume()
         pauseRequested.store(true, ordering: .releasing)
+        pauseRequests.wrappingAdd(1, ordering: .releasing)
         wakeup.signal()
     }
 
@@ -181,9 +186,15 @@ final class DeviceEventLoop: @unchecked Sendable {
                 if stopping.load(ordering: .acquiring) { return }
                 if pauseRequested.load(ordering: .acquiring) {
                     // Sources that were ready stay ready (level-triggered poll): they are served after resume.
+                    var acknowledged = pauseRequests.load(ordering: .acquiring)
                     parked.signal()
                     while pauseRequested.load(ordering: .acquiring), !stopping.load(ordering: .acquiring) {
                         if wakeup.wait(milliseconds: -1) { _ = wakeup.consume() }
+                        let requests = pauseRequests.load(ordering: .acquiring)
+                        if requests != acknowledged, pauseRequested.load(ordering: .acquiring) {
+                            acknowledged = requests
+                            parked.signal()
+                        }
                     }
                     if stopping.load(ordering: .acquiring) { return }
                     continue
