@@ -67,6 +67,8 @@ struct SnapshotSectionCodingTests {
         rtc.clockOffset = -3600
         rtc.ram[0x0E] = 0x80
         #expect(try Self.roundTrip(rtc) == rtc)
+        let host = HostSection(bootID: "5f1c2f9e-8d0a-4c43-9a4e-2b0f3c8f6d11")
+        #expect(try Self.roundTrip(host) == host)
         let generation = VMGenerationID.State(address: 0xE_0030, gsi: 9)
         #expect(try Self.roundTrip(generation) == generation)
     }

@@ -177,17 +177,26 @@ public final class Machine: Sendable {
         // vCPUs: CPUID, MSRs, FPU, local APIC pins; the boot CPU also gets the loader's entry state. The others
         // wait in KVM for the INIT/SIPI the guest sends through the in-kernel local APIC.
         do {
-            let supported = try vm.system.supportedCPUID()
+            // What KVM supports, read once and only if needed: a restore in the boot that saved it sets the saved
+            // tables and skips the feature check (`HostBoot`).
+            let system = vm.system
+            var supportedTable: [CPUIDEntry]?
+            func supported() throws(KVMError) -> [CPUIDEntry] {
+                if let supportedTable { return supportedTable }
+                let table = try system.supportedCPUID()
+                supportedTable = table
+                return table
+            }
             var vcpus: [VCPU] = []
             for id in 0..<UInt32(configuration.vcpuCount) {
                 let vcpu = try vm.createVCPU(id: id)
-                if id == 0, let snapshot, let saved = snapshot.cpuid(vcpu: 0) {
-                    let available = try GuestCPUID.seenByANewGuest(vcpu, supported: supported, vcpuCount: configuration.vcpuCount)
+                if id == 0, let snapshot, !snapshot.savedInThisBoot, let saved = snapshot.cpuid(vcpu: 0) {
+                    let available = try GuestCPUID.seenByANewGuest(vcpu, supported: try supported(), vcpuCount: configuration.vcpuCount)
                     let missing = GuestCPUID.missingFeatures(saved: saved, available: available)
                     guard missing.isEmpty else { throw MachineError.unsupportedSnapshot(snapshot.cpuFeaturesMessage(missing: missing)) }
                 }
-                try vcpu.setCPUID(snapshot?.cpuid(vcpu: id)
-                                  ?? GuestCPUID.table(supported: supported, vcpuID: id, vcpuCount: configuration.vcpuCount))
+                try vcpu.setCPUID(try snapshot?.cpuid(vcpu: id)
+                                  ?? GuestCPUID.table(supported: try supported(), vcpuID: id, vcpuCount: configuration.vcpuCount))
                 if let entry {
                     Self.setBootMSRs(vcpu, logger: logger)
                     try vcpu.resetFPU()

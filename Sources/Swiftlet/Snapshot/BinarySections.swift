@@ -43,6 +43,17 @@ extension MachineSection: BinarySnapshotSection {
     }
 }
 
+extension HostSection: BinarySnapshotSection {
+    func write(to writer: inout SectionWriter) {
+        writer.write(bootID)
+    }
+
+    init(from reader: inout SectionReader) throws(SectionDecodingError) {
+        bootID = try reader.string("the boot ID")
+        try reader.finish()
+    }
+}
+
 extension MemorySection: BinarySnapshotSection {
     func write(to writer: inout SectionWriter) {
         writer.write(file)

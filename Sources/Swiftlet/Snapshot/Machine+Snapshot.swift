@@ -137,6 +137,9 @@ extension Machine {
                 savedAtUnixNanoseconds: savedAt, hostRefused: refused,
                 configuration: configuration.payload.isLinux ? configuration : nil)
             file.sections.append(.init(name: SnapshotSection.machine, payload: SnapshotSection.encode(machineSection)))
+            if let bootID = HostBoot.id {
+                file.sections.append(.init(name: SnapshotSection.host, payload: SnapshotSection.encode(HostSection(bootID: bootID))))
+            }
             file.sections.append(.init(name: SnapshotSection.memory, payload: SnapshotSection.encode(
                 MemorySection(file: Self.snapshotMemoryFile, pageSize: MemoryRegion.pageSize, fileSize: written.fileSize,
                               regions: regions, bytesWritten: written.bytesWritten, kind: kind == .diff ? "Diff" : nil))))

@@ -47,6 +47,8 @@ struct RestoredSnapshot {
     let isDiff: Bool
     /// Wall-clock time of the save's kvm-clock reading.
     let savedAtUnixNanoseconds: UInt64
+    /// Saved in the host kernel's current boot (`HostBoot`): the CPU feature check has nothing to find.
+    let savedInThisBoot: Bool
 
     /// The restored machine's `bootLog`.
     var log: [String] {
@@ -178,6 +180,13 @@ struct RestoredSnapshot {
             vmGenerationID = saved
         }
 
+        // Where it was saved: a section older snapshots do not have.
+        var savedInThisBoot = false
+        if file.section(named: SnapshotSection.host) != nil {
+            let host = try SnapshotSection.decode(HostSection.self, SnapshotSection.host, from: file, path: statePath)
+            savedInThisBoot = HostBoot.id != nil && host.bootID == HostBoot.id
+        }
+
         // Virtio devices: one section each, numbered from 0, as many as the configuration builds.
         var virtio: [VirtioSection] = []
         if case .linux = configuration.payload {
@@ -193,7 +202,8 @@ struct RestoredSnapshot {
                                 inKernelIRQChip: machine.inKernelIRQChip, vcpus: vcpus, irqchips: irqchips,
                                 pit: machine.inKernelIRQChip ? try blob(vm.pit, "PIT") : nil, clock: try blob(vm.clock, "clock"),
                                 serial: serial, i8042: i8042, rtc: rtc, vmGenerationID: vmGenerationID, virtio: virtio, hostRefused: machine.hostRefused,
-                                memoryBytesWritten: memory.bytesWritten, isDiff: memory.kind == "Diff", savedAtUnixNanoseconds: machine.savedAtUnixNanoseconds)
+                                memoryBytesWritten: memory.bytesWritten, isDiff: memory.kind == "Diff", savedAtUnixNanoseconds: machine.savedAtUnixNanoseconds,
+                                savedInThisBoot: savedInThisBoot)
     }
 
     /// Why this host cannot run the snapshot's guest: the saved CPU features its KVM lacks

@@ -24,6 +24,8 @@ enum SnapshotSection {
     /// Where the VM Generation ID is and its interrupt (`VMGenerationID.State`); absent in snapshots of raw images
     /// and of machines from before the device existed.
     static let vmGenerationID = "device.vmgenid"
+    /// The boot of the host kernel the snapshot was saved in (`HostSection`); absent in older snapshots.
+    static let host = "host"
     /// The virtio devices, numbered in attach order (rng, console, vsock, networks, disks).
     static func virtio(_ index: Int) -> String { "device.virtio.\(index)" }
 
@@ -88,6 +90,11 @@ struct MachineSection: Codable, Equatable {
     /// A Linux guest's whole configuration (disks, networks, vsock, console, transport), which a restore builds the
     /// same devices from; nil for raw images, which the fields above describe.
     var configuration: MachineConfiguration?
+}
+
+/// `host`: where the snapshot was saved. A restore in the same boot skips the CPU feature check (`HostBoot`).
+struct HostSection: Codable, Equatable {
+    var bootID: String
 }
 
 /// `device.virtio.N`: one virtio device and its transport.
