@@ -40,15 +40,5 @@ enum ThreadName {
         return name
     }
 
-    private static func readComm() -> String? {
-        let fd = open("/proc/thread-self/comm", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 32)
-        let count = read(fd, &buffer, buffer.count)
-        guard count > 0 else { return nil }
-        var bytes = buffer[0..<count]
-        while bytes.last == UInt8(ascii: "\n") { bytes.removeLast() }
-        return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)
-    }
+    private static func readComm() -> String? { ProcFile.read("/proc/thread-self/comm", maximum: 32) }
 }

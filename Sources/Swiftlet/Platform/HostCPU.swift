@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CHost
 
 /// The host's CPU as CPUID describes it, for checks that a saved guest can run here.
@@ -27,14 +24,5 @@ public enum HostCPU {
 /// skipped, which saves KVM_GET_SUPPORTED_CPUID and two CPUID round trips on every clone (~0.35 ms on this
 /// project's nested host, where each CPUID instruction traps). After a reboot, or on another host, the check runs.
 public enum HostBoot {
-    public static let id: String? = {
-        let fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 64)
-        let count = read(fd, &buffer, buffer.count)
-        guard count > 0 else { return nil }
-        let text = String(decoding: buffer[..<count], as: UTF8.self).filter { !$0.isWhitespace }
-        return text.isEmpty ? nil : text
-    }()
+    public static let id: String? = ProcFile.read("/proc/sys/kernel/random/boot_id", maximum: 64)
 }

@@ -78,7 +78,7 @@ public enum Seccomp {
         while let entry = readdir(directory) {
             let tid = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             guard tid.first?.isNumber == true,
-                  let status = readSmallFile("/proc/\(pid)/task/\(tid)/status") else { continue }
+                  let status = ProcFile.read("/proc/\(pid)/task/\(tid)/status") else { continue }
             var name = "?", mode = -1
             for line in status.split(separator: "\n") {
                 if line.hasPrefix("Name:") { name = line.dropFirst(5).trimmingCharacters(in: " \t") }
@@ -87,15 +87,6 @@ public enum Seccomp {
             result.append((name, mode))
         }
         return result
-    }
-
-    private static func readSmallFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 8192)
-        let count = read(fd, &buffer, buffer.count)
-        return count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : nil
     }
 }
 
