@@ -11,8 +11,8 @@
 void cseccomp_set_thread_label(const char *label);
 
 /// Installs the SIGSYS handler used with SCMP_ACT_TRAP: it writes one line naming the thread kind, the system call
-/// and its number to stderr with write(2), then ends the process with exit_group(128 + SIGSYS). It first fills a
-/// table of syscall names (libseccomp allocates while resolving, which the handler must not). Idempotent.
+/// and its number to stderr with write(2), then ends the process with exit_group(128 + SIGSYS). The names come
+/// from a table compiled in from <asm/unistd_64.h> (scripts/gen-syscall-names). Idempotent.
 /// Returns 0 or -errno.
 int cseccomp_install_violation_reporter(void);
 
