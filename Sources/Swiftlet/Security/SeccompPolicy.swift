@@ -142,17 +142,29 @@ public enum SeccompPolicy {
     /// threads with no filter of their own (the Swift runtime's pool, NIO's helpers) still have one. Each
     /// thread of a known kind then adds its own, narrower filter on top; a call must pass both.
     public static var process: [SyscallRule] {
-        var unconditional = Set<String>()
-        var conditional: [String: [SyscallRule]] = [:]
-        var order: [String] = []
+        // Plain arrays and a linear scan (~250 rules, ~110 names): this runs once, cold, on every VM's start, where
+        // building Set and Dictionary types for it cost more than the comparisons.
+        var merged: [SyscallRule] = []
         for rule in SeccompThreadKind.allCases.flatMap(rules(for:)) + apiServerStart + filterInstallation {
-            if !order.contains(rule.name) { order.append(rule.name) }
-            if rule.comparisons.isEmpty, rule.errno == nil {
-                unconditional.insert(rule.name)
-            } else if !(conditional[rule.name]?.contains(rule) ?? false) {
-                conditional[rule.name, default: []].append(rule)
+            let unconditional = rule.comparisons.isEmpty && rule.errno == nil
+            if let first = merged.firstIndex(where: { $0.name == rule.name }) {
+                let existingUnconditional = merged[first].comparisons.isEmpty && merged[first].errno == nil
+                if existingUnconditional || merged.contains(rule) { continue }
+                if unconditional {
+                    // An unconditional rule replaces the name's conditional ones, in the place of the first.
+                    merged[first] = rule
+                    var index = first + 1
+                    while index < merged.count {
+                        if merged[index].name == rule.name { merged.remove(at: index) } else { index += 1 }
+                    }
+                } else {
+                    let last = merged.lastIndex(where: { $0.name == rule.name }) ?? first
+                    merged.insert(rule, at: last + 1)
+                }
+            } else {
+                merged.append(rule)
             }
         }
-        return order.flatMap { name in unconditional.contains(name) ? [SyscallRule(name)] : conditional[name] ?? [] }
+        return merged
     }
 }
