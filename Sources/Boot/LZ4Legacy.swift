@@ -26,15 +26,14 @@ public enum LZ4Legacy {
     public static let maxBlockSize = 8 << 20
     /// LZ4_compressBound(8 MiB): a block of compressed data can never be larger than this.
     public static let maxCompressedBlockSize = maxBlockSize + maxBlockSize / 255 + 16
+    /// The most output one byte of an LZ4 block can produce: an extended length byte of 255 (a sequence's token,
+    /// offset and literals yield less per byte). So a small block needs no 8 MiB tail zeroed for its output.
+    static let maximumExpansion = 255
 
     /// Decodes a whole legacy-frame stream.
     ///
     /// - Parameter maxOutputSize: the decoder throws instead of producing more than this.
     /// - Parameter expectedSize: when known (the kernel appends it), the output buffer is sized once.
-    /// The most output one byte of an LZ4 block can produce: an extended length byte of 255 (a sequence's token,
-    /// offset and literals yield less per byte).
-    static let maximumExpansion = 255
-
     public static func decompress(_ input: ArraySlice<UInt8>, maxOutputSize: Int, expectedSize: Int? = nil) throws(BootError) -> [UInt8] {
         let base = input.startIndex
         var position = base
@@ -70,8 +69,6 @@ public enum LZ4Legacy {
                 throw fail("block of \(blockSize) bytes but only \(input.endIndex - position) left", at: position)
             }
             let blockEnd = position + Int(blockSize)
-            // No LZ4 block expands more than 255 times (a length byte of 255 adds 255 bytes; everything else less),
-            // so a small block needs no 8 MiB tail zeroed for it (the fuzzer's inputs: most of their time went there).
             let limit = min(maxOutputSize - output.count, maxBlockSize, Int(blockSize) * maximumExpansion)
             try decodeBlock(input, from: position, to: blockEnd, appendingTo: &output, limit: limit, base: base)
             position = blockEnd

@@ -12,7 +12,7 @@ extension MachineSection: BinarySnapshotSection {
     func write(to writer: inout SectionWriter) {
         writer.write(payloadKind == .linux)
         writer.write(payloadPath)
-        writer.write(optional: rawImageMode) { $0.write($1) }
+        writer.write(optional: rawImageMode)
         writer.write(UInt32(vcpuCount))
         writer.write(memoryBytes)
         writer.write(console)
@@ -26,7 +26,7 @@ extension MachineSection: BinarySnapshotSection {
     init(from reader: inout SectionReader) throws(SectionDecodingError) {
         payloadKind = try reader.bool("the payload kind") ? .linux : .rawImage
         payloadPath = try reader.string("the payload path")
-        rawImageMode = try reader.optional("the raw image mode") { reader throws(SectionDecodingError) in try reader.string("the raw image mode") }
+        rawImageMode = try reader.optionalString("the raw image mode")
         vcpuCount = Int(try reader.integer("the vCPU count") as UInt32)
         memoryBytes = try reader.integer("the memory size")
         console = try reader.string("the console")
@@ -66,7 +66,7 @@ extension MemorySection: BinarySnapshotSection {
             writer.write(region.fileOffset)
         }
         writer.write(bytesWritten)
-        writer.write(optional: kind) { $0.write($1) }
+        writer.write(optional: kind)
     }
 
     init(from reader: inout SectionReader) throws(SectionDecodingError) {
@@ -80,7 +80,7 @@ extension MemorySection: BinarySnapshotSection {
                                   fileOffset: try reader.integer("a region")))
         }
         bytesWritten = try reader.integer("the bytes written")
-        kind = try reader.optional("the kind") { reader throws(SectionDecodingError) in try reader.string("the kind") }
+        kind = try reader.optionalString("the kind")
         try reader.finish()
     }
 }
@@ -117,8 +117,8 @@ extension VCPUSection: BinarySnapshotSection {
         writer.write(bytes: registers)
         writer.write(bytes: specialRegisters)
         for blob in [fpu, xsave, xcrs, debugRegisters, lapic, events] { writer.write(blob: blob) }
-        writer.write(optional: mpState) { $0.write($1) }
-        writer.write(optional: tscKHz) { $0.write($1) }
+        writer.write(optional: mpState)
+        writer.write(optional: tscKHz)
         writer.write(UInt32(cpuid.count))
         for entry in cpuid {
             for value in [entry.function, entry.index, entry.flags, entry.eax, entry.ebx, entry.ecx, entry.edx] { writer.write(value) }
@@ -141,8 +141,8 @@ extension VCPUSection: BinarySnapshotSection {
         debugRegisters = try reader.blob("the debug registers")
         lapic = try reader.blob("the local APIC")
         events = try reader.blob("the vCPU events")
-        mpState = try reader.optional("the MP state") { reader throws(SectionDecodingError) in try reader.integer("the MP state") }
-        tscKHz = try reader.optional("the TSC frequency") { reader throws(SectionDecodingError) in try reader.integer("the TSC frequency") }
+        mpState = try reader.optionalInteger("the MP state")
+        tscKHz = try reader.optionalInteger("the TSC frequency")
         let entries = try reader.count("CPUID entries", minimumElementSize: 28)
         cpuid = []
         cpuid.reserveCapacity(entries)
@@ -193,8 +193,8 @@ extension I8042.State: BinarySnapshotSection {
     func write(to writer: inout SectionWriter) {
         writer.write(commandByte)
         writer.write(outputPort)
-        writer.write(optional: pendingControllerCommand) { $0.write($1) }
-        writer.write(optional: pendingKeyboardCommand) { $0.write($1) }
+        writer.write(optional: pendingControllerCommand)
+        writer.write(optional: pendingKeyboardCommand)
         writer.write(lastWriteWasCommand)
         writer.write(keyboardScanning)
         writer.write(bytes: outputBuffer)
@@ -204,12 +204,8 @@ extension I8042.State: BinarySnapshotSection {
         self.init()
         commandByte = try reader.integer("the command byte")
         outputPort = try reader.integer("the output port")
-        pendingControllerCommand = try reader.optional("a pending controller command") { reader throws(SectionDecodingError) in
-            try reader.integer("a pending controller command")
-        }
-        pendingKeyboardCommand = try reader.optional("a pending keyboard command") { reader throws(SectionDecodingError) in
-            try reader.integer("a pending keyboard command")
-        }
+        pendingControllerCommand = try reader.optionalInteger("a pending controller command")
+        pendingKeyboardCommand = try reader.optionalInteger("a pending keyboard command")
         lastWriteWasCommand = try reader.bool("the last-write flag")
         keyboardScanning = try reader.bool("the scanning flag")
         outputBuffer = try reader.bytes("the output buffer")

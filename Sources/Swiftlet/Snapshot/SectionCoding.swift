@@ -46,6 +46,10 @@ struct SectionWriter {
         write(value != nil)
         if let value { body(&self, value) }
     }
+
+    mutating func write<T: FixedWidthInteger>(optional value: T?) { write(optional: value) { $0.write($1) } }
+
+    mutating func write(optional value: String?) { write(optional: value) { $0.write($1) } }
 }
 
 struct SectionReader {
@@ -92,6 +96,14 @@ struct SectionReader {
 
     mutating func optional<T>(_ what: String, _ body: (inout SectionReader) throws(SectionDecodingError) -> T) throws(SectionDecodingError) -> T? {
         try bool("whether \(what) is present") ? try body(&self) : nil
+    }
+
+    mutating func optionalInteger<T: FixedWidthInteger>(_ what: String) throws(SectionDecodingError) -> T? {
+        try optional(what) { reader throws(SectionDecodingError) in try reader.integer(what) }
+    }
+
+    mutating func optionalString(_ what: String) throws(SectionDecodingError) -> String? {
+        try optional(what) { reader throws(SectionDecodingError) in try reader.string(what) }
     }
 
     /// An array's element count, refused when that many elements of at least `minimumElementSize` bytes cannot
