@@ -111,15 +111,16 @@ let package = Package(
         // libraries at every start, and only the runtime pages a VM touches count against its memory
         // (docs/performance.md has the figures). FoundationEssentials comes in through swift-argument-parser,
         // compiled against the shared one, so its static archive's own dependencies are named here.
-        // They link with lld and startup.order (scripts/order-startup-symbols writes it): the code and data a VM's
-        // start-up touches are packed together, so the kernel maps fewer 64 KiB stretches of the binary.
+        // They link with lld and scripts/startup.order (scripts/order-startup-symbols writes it; a linker input, kept
+        // out of Sources/): the code and data a VM's start-up touches are packed together, so the kernel maps fewer
+        // 64 KiB stretches of the binary.
         .executableTarget(name: "SwiftletCLI", dependencies: [
             "Swiftlet", "GuestMemory", "SwiftletAPI", "SwiftletCommandLine", "Jailer", "SwiftletSandbox", "SwiftletAgentClient", "AgentCore", "CAgent",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
-        ], exclude: ["startup.order"], linkerSettings: [
+        ], linkerSettings: [
             .unsafeFlags(["-static-executable", "-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization",
-                          "-use-ld=lld", "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Sources/SwiftletCLI/startup.order",
+                          "-use-ld=lld", "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/scripts/startup.order",
                           "-Xlinker", "--no-warn-symbol-ordering"],
                          .when(platforms: [.linux], configuration: .release)),
         ]),
