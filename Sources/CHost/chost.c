@@ -120,3 +120,19 @@ int chost_cpu_vendor(char vendor[13]) {
 #include <malloc.h>
 
 int chost_set_malloc_arena_max(int count) { return mallopt(M_ARENA_MAX, count) == 1 ? 0 : -1; }
+
+void chost_return_free_heap(void) { malloc_trim(0); }
+
+#include <sys/mman.h>
+
+size_t chost_drop_mapped_page_ranges(const uintptr_t *starts, const size_t *lengths, size_t count) {
+    size_t dropped = 0;
+    for (size_t index = 0; index < count; index++) {
+        if (madvise((void *)starts[index], lengths[index], MADV_DONTNEED) == 0) dropped += lengths[index];
+    }
+    return dropped;
+}
+
+#include <sys/auxv.h>
+
+uintptr_t chost_program_entry_point(void) { return (uintptr_t)getauxval(AT_ENTRY); }

@@ -18,6 +18,11 @@ struct MachineSession {
     var logger: Logger
     var observability: Observability
 
+    /// Seconds after the machine starts at which the process gives back the executable's pages start-up touched
+    /// (`StartupPages`): the VMM's own start-up is long over (it takes milliseconds), and what runs from then on
+    /// faults its few pages back in.
+    static let startupPagesReleaseDelay = 1.0
+
     /// The CLI's log lines on stderr; a client's `PUT /logger` adds Firecracker's log file beside them.
     static func bootstrapLogging(observability: Observability, verbose: Bool) {
         LoggingSystem.bootstrap { label in
@@ -33,7 +38,7 @@ struct MachineSession {
         if let apiSocket {
             reason = try runWithAPI(machine, socket: apiSocket)
         } else {
-            reason = machine.run(timeout: timeout)
+            reason = machine.run(timeout: timeout, releaseStartupPagesAfter: Self.startupPagesReleaseDelay)
         }
         if printTimeline { printError(timeline.report) }
         if reason.isClean {
@@ -69,7 +74,7 @@ struct MachineSession {
         }
         defer { server.stop() }
         server.execute(onAPIThread: { Seccomp.enterThread(.api) })
-        let reason = machine.waitUntilStopped(timeout: timeout)
+        let reason = machine.waitUntilStopped(timeout: timeout, releaseStartupPagesAfter: Self.startupPagesReleaseDelay)
         observability.machineEnded()
         return reason
     }

@@ -52,4 +52,16 @@ int chost_cpu_vendor(char vendor[13]);
 /// arenas of their own, up to 8 per core). Returns 0, or -1 if glibc refused.
 int chost_set_malloc_arena_max(int count);
 
+/// malloc_trim(0): gives the kernel back the whole free pages inside malloc's heap (and its top).
+void chost_return_free_heap(void);
+
+/// madvise(starts[i], lengths[i], MADV_DONTNEED) for each of `count` ranges: unmaps their pages from this process.
+/// For a read-only private file mapping whose pages were never copied on write, the next access maps the file's
+/// page again (from the page cache), so nothing is lost. One call for all ranges, so that no Swift code runs (and
+/// faults its pages back in) between them. Returns the bytes of the ranges madvise accepted.
+size_t chost_drop_mapped_page_ranges(const uintptr_t *starts, const size_t *lengths, size_t count);
+
+/// getauxval(AT_ENTRY): the address of the program's entry point, which lies in the executable's code mapping.
+uintptr_t chost_program_entry_point(void);
+
 #endif

@@ -210,8 +210,13 @@ extension Machine {
 
     /// Blocks until the machine has ended, and returns why. Termination signals (SIGINT, SIGTERM, SIGHUP), if
     /// blocked in this thread, are read here and stop the machine; `timeout` seconds after the call it is
-    /// stopped with `.timedOut`.
-    public func waitUntilStopped(timeout: Double? = nil) -> StopReason {
+    /// stopped with `.timedOut`. With `releaseStartupPagesAfter`, that many seconds after the call the process
+    /// gives back the executable's pages start-up touched (`StartupPages`: a process-wide step, for a process that
+    /// exists to run this machine, as the CLI's does).
+    public func waitUntilStopped(timeout: Double? = nil, releaseStartupPagesAfter releaseDelay: Double? = nil) -> StopReason {
+        // Opened before this thread's filter, which has no open.
+        let startupPages = releaseDelay == nil ? nil : StartupPages()
+        var startupPagesReleased = false
         // The caller (the CLI's main thread) only waits from here on: its own seccomp filter.
         Seccomp.enterThread(.main)
         var signalSet = TerminationSignals.set
@@ -219,15 +224,23 @@ extension Machine {
         defer { if signalFD >= 0 { close(signalFD) } }
         var fds = [pollfd(fd: lifecycle.ended.fd.rawValue, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
-        let deadline = timeout.map { BootTimeline.now() + UInt64(min($0, 1e9) * 1e9) }
+        let start = BootTimeline.now()
+        let deadline = timeout.map { start + Self.nanoseconds($0) }
+        let releaseAt = releaseDelay.map { start + Self.nanoseconds($0) }
         while true {
             if let reason = stopReason { return reason }
-            var waitMilliseconds: Int32 = -1
-            if let deadline {
-                let now = BootTimeline.now()
-                if now >= deadline { stopController.request(.timedOut); waitMilliseconds = -1 }
-                else { waitMilliseconds = Int32(min((deadline - now) / 1_000_000 + 1, UInt64(Int32.max))) }
+            let now = BootTimeline.now()
+            if let deadline, now >= deadline { stopController.request(.timedOut) }
+            if let startupPages, !startupPagesReleased, let releaseAt, now >= releaseAt {
+                startupPages.release()
+                startupPagesReleased = true
             }
+            // Wake at whichever of the two comes first (a timed-out machine is only waited for). No allocation
+            // here: this runs right after the start-up pages are released.
+            var wakeAt = UInt64.max
+            if let deadline, deadline > now { wakeAt = deadline }
+            if startupPages != nil, !startupPagesReleased, let releaseAt { wakeAt = min(wakeAt, releaseAt) }
+            let waitMilliseconds = wakeAt == .max ? -1 : Int32(min((wakeAt - now) / 1_000_000 + 1, UInt64(Int32.max)))
             let ready = poll(&fds, signalFD >= 0 ? 2 : 1, waitMilliseconds)
             if ready < 0, errno != EINTR { stopController.request(.hostError("poll failed: errno \(errno)")) }
             if signalFD >= 0, fds[1].revents & Int16(POLLIN) != 0 {
@@ -238,9 +251,12 @@ extension Machine {
         }
     }
 
+    private static func nanoseconds(_ seconds: Double) -> UInt64 { UInt64(max(0, min(seconds, 1e9)) * 1e9) }
+
     /// Runs the guest until it stops; returns why. Call once: it is `start()` then `waitUntilStopped()`, with
     /// the termination signals blocked in this thread (and so in the machine's threads) for the duration.
-    public func run(timeout: Double? = nil, attachConsoleInput: Bool = true) -> StopReason {
+    public func run(timeout: Double? = nil, attachConsoleInput: Bool = true,
+                    releaseStartupPagesAfter releaseDelay: Double? = nil) -> StopReason {
         TerminationSignals.block()
         defer { TerminationSignals.unblock() }
         do {
@@ -249,7 +265,7 @@ extension Machine {
             stop()
             return .hostError("\(error)")
         }
-        return waitUntilStopped(timeout: timeout)
+        return waitUntilStopped(timeout: timeout, releaseStartupPagesAfter: releaseDelay)
     }
 
     // MARK: - Teardown (the supervisor thread)

@@ -92,7 +92,7 @@ struct ControlPlaneRun {
         guard backend.hasStarted, let machine = backend.current else { return 1 }
         // The VM runs: the API thread's own seccomp filter (the main thread's comes with waitUntilStopped).
         server?.execute(onAPIThread: { Seccomp.enterThread(.api) })
-        let reason = machine.waitUntilStopped()
+        let reason = machine.waitUntilStopped(releaseStartupPagesAfter: MachineSession.startupPagesReleaseDelay)
         observability.machineEnded()
         if reason.isClean { logger.info("\(reason)") } else { logger.error("\(reason)") }
         return reason.exitCode
