@@ -3,11 +3,14 @@
 #include "cseccomp.h"
 
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
@@ -107,3 +110,50 @@ int cseccomp_cmp_masked_eq(void) { return SCMP_CMP_MASKED_EQ; }
 int cseccomp_current_mode(void) { return prctl(PR_GET_SECCOMP, 0, 0, 0, 0); }
 
 long cseccomp_raw_syscall(long number) { return syscall(number, 0, 0, 0, 0, 0, 0); }
+
+// The policy's programs, compiled by libseccomp when seccomp_filters.inc was generated (scripts/gen-seccomp-filters)
+// and checked against a fresh compilation by the unit tests: a VM's start loads them instead of compiling.
+struct precompiled_program {
+    const struct sock_filter *instructions;
+    unsigned short count;
+};
+#include "seccomp_filters.inc"
+
+int cseccomp_precompiled_filter_count(void) { return CSECCOMP_FILTER_COUNT; }
+
+long cseccomp_install_precompiled(int filter, int action, int all_threads) {
+    if (filter < 0 || filter >= CSECCOMP_FILTER_COUNT || action < 0 || action > 1) return -EINVAL;
+    const struct precompiled_program *program = &precompiled_programs[filter][action];
+    // What libseccomp's seccomp_load does with its default attributes: no_new_privs, then seccomp(2), with TSYNC
+    // when every thread is to get the filter.
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -errno;
+    struct sock_fprog fprog = { .len = program->count, .filter = (struct sock_filter *)program->instructions };
+    long result = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, all_threads ? SECCOMP_FILTER_FLAG_TSYNC : 0, &fprog);
+    return result < 0 ? -errno : result;
+}
+
+int cseccomp_precompiled_equals(int filter, int action, const uint8_t *bytes, size_t length) {
+    if (filter < 0 || filter >= CSECCOMP_FILTER_COUNT || action < 0 || action > 1) return 0;
+    const struct precompiled_program *program = &precompiled_programs[filter][action];
+    if (length != (size_t)program->count * sizeof(struct sock_filter)) return 0;
+    return memcmp(program->instructions, bytes, length) == 0;
+}
+
+int cseccomp_export_bpf(scmp_filter_ctx ctx, uint8_t *buffer, size_t capacity) {
+    int fd = memfd_create("seccomp-bpf", MFD_CLOEXEC);
+    if (fd < 0) return -errno;
+    int result = seccomp_export_bpf(ctx, fd);
+    if (result < 0) {
+        close(fd);
+        return result;
+    }
+    off_t length = lseek(fd, 0, SEEK_END);
+    if (length < 0 || (size_t)length > capacity) {
+        result = length < 0 ? -errno : -ENOSPC;
+        close(fd);
+        return result;
+    }
+    ssize_t read_bytes = pread(fd, buffer, (size_t)length, 0);
+    close(fd);
+    return read_bytes == length ? (int)length : -EIO;
+}

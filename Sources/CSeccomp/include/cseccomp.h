@@ -4,6 +4,7 @@
 #define CSECCOMP_H
 
 #include <seccomp.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /// Labels the calling thread for the violation message ("vcpu", "devices", ...). `label` must outlive the thread
@@ -46,5 +47,21 @@ int cseccomp_current_mode(void);
 
 /// Runs syscall `number` with no meaningful arguments (a test makes a forbidden call on purpose).
 long cseccomp_raw_syscall(long number);
+
+/// The number of precompiled programs (seccomp_filters.inc): the union, then each thread kind, in
+/// `SeccompPrecompiled.filters`' order; each for two actions (0 trap, 1 kill process).
+int cseccomp_precompiled_filter_count(void);
+
+/// Loads precompiled program `filter` for `action` on the calling thread, or with `all_threads` on every thread
+/// (SECCOMP_FILTER_FLAG_TSYNC), after PR_SET_NO_NEW_PRIVS, as seccomp_load does. Returns 0, -errno, or with TSYNC
+/// the id (> 0) of a thread whose filters are not an ancestor of the caller's.
+long cseccomp_install_precompiled(int filter, int action, int all_threads);
+
+/// 1 if precompiled program `filter`/`action` is exactly these bytes (struct sock_filter, as exported), else 0.
+int cseccomp_precompiled_equals(int filter, int action, const uint8_t *bytes, size_t length);
+
+/// seccomp_export_bpf into `buffer` (through a memfd: libseccomp 2.5 exports only to a file descriptor).
+/// Returns the program's length in bytes, or -errno (-ENOSPC if it does not fit).
+int cseccomp_export_bpf(scmp_filter_ctx ctx, uint8_t *buffer, size_t capacity);
 
 #endif

@@ -39,7 +39,7 @@ public enum Seccomp {
     static func installProcessFilter() throws(SeccompError) {
         let action = state.withLock { $0.processFilterInstalled ? nil : $0.action }
         guard let action else { return }
-        try SeccompFilter(rules: SeccompPolicy.process).install(action: action, allThreads: true)
+        try SeccompPrecompiled.install(nil, action: action)
         state.withLock { $0.processFilterInstalled = true }
     }
 
@@ -60,7 +60,7 @@ public enum Seccomp {
             cseccomp_set_thread_label(UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self))
         }
         do {
-            try SeccompFilter(rules: SeccompPolicy.rules(for: kind)).install(action: action)
+            try SeccompPrecompiled.install(kind, action: action)
             if state.withLock({ $0.probe == kind }) { _ = cseccomp_raw_syscall(probeSyscall) }
         } catch {
             var line = "swiftlet: cannot install the \(kind.rawValue) thread's seccomp filter: \(error)\n"
