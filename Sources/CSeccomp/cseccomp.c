@@ -1,4 +1,5 @@
-// AUDITED UNSAFE FILE: a signal handler reading a fixed table and a thread-local pointer; libseccomp calls.
+// AUDITED UNSAFE FILE: a signal handler reading a fixed table and a thread-local pointer; libseccomp calls; loading
+// the precompiled programs (fixed tables) with seccomp(2).
 #define _GNU_SOURCE
 #include "cseccomp.h"
 
@@ -127,6 +128,7 @@ long cseccomp_install_precompiled(int filter, int action, int all_threads) {
     // What libseccomp's seccomp_load does with its default attributes: no_new_privs, then seccomp(2), with TSYNC
     // when every thread is to get the filter.
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -errno;
+    // SAFETY: the kernel only reads the program (it copies it in); the cast drops const for struct sock_fprog.
     struct sock_fprog fprog = { .len = program->count, .filter = (struct sock_filter *)program->instructions };
     long result = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, all_threads ? SECCOMP_FILTER_FLAG_TSYNC : 0, &fprog);
     return result < 0 ? -errno : result;
