@@ -6,8 +6,8 @@ import Glibc
 /// Gives back the executable's code and read-only data that start-up touched, once the machine runs.
 ///
 /// Why: a VMM's process maps each page of its binary it has touched, and keeps it mapped for its whole life. Most
-/// of those pages are start-up's — the argument parser, the kernel loader, the device builders, the seccomp
-/// compiler, the Swift runtime's first metadata lookups — and the kernel maps the binary 64 KiB at a time around
+/// of those pages are start-up's — the argument parser, the kernel loader, the device builders, the Swift
+/// runtime's first metadata lookups — and the kernel maps the binary 64 KiB at a time around
 /// each fault (fault-around), so a Swiftlet VM kept ~4.6 MiB of its 15 MiB of code mapped, of which an idle VM
 /// uses a few pages. Those mapped pages are what the per-VM memory of many VMs at once (PSS) counts.
 ///
