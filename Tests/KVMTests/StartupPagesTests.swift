@@ -73,24 +73,11 @@ struct StartupPagesTests {
         #expect(StartupPages.releasable(smaps: Self.smaps, entryPoint: 0x5e5800).count == 2)
     }
 
-    /// Rss of this process's executable mappings that are executable, from /proc/self/smaps.
+    /// Rss of this process's code mapping (the one holding the entry point), from /proc/self/smaps.
     static func residentExecutableCodeKiB() -> Int {
-        let fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC)
-        defer { close(fd) }
-        guard fd >= 0, let text = StartupPages.readAll(fd) else { return 0 }
+        guard let text = ProcFile.read("/proc/self/smaps", maximum: 4 << 20) else { return 0 }
         let entry = StartupPages.entryPoint
-        var total = 0
-        var inCode = false
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard let first = fields.first else { continue }
-            if !first.hasSuffix(":") {
-                let range = first.split(separator: "-").compactMap { UInt($0, radix: 16) }
-                inCode = range.count == 2 && range[0] <= entry && entry < range[1]
-            } else if inCode, first == "Rss:", fields.count >= 2 {
-                total += Int(fields[1]) ?? 0
-            }
-        }
-        return total
+        let code = StartupPages.mappings(smaps: text).first { $0.start <= entry && entry < $0.end }
+        return code?.residentKiB ?? 0
     }
 }

@@ -63,34 +63,34 @@ public final class StartupPages {
     /// parses is freed when it returns.
     @inline(never)
     private func releasableRanges() -> (starts: [UInt], lengths: [Int]) {
-        guard let status = Self.readAll(status), !Self.traced(status: status),
-              let text = Self.readAll(smaps) else { return ([], []) }
+        // A process's smaps is tens of KiB; a cut one leaves its last mapping without its Anonymous line (kept).
+        guard let status = ProcFile.read(descriptor: status), !Self.traced(status: status),
+              let text = ProcFile.read(descriptor: smaps, maximum: 4 << 20) else { return ([], []) }
         let mappings = Self.releasable(smaps: text, entryPoint: Self.entryPoint)
         return (mappings.map(\.start), mappings.map { Int($0.end - $0.start) })
     }
 
-    /// One mapping of /proc/self/smaps: its range, permissions, file (device and inode) and its own (anonymous)
-    /// pages.
+    /// One mapping of /proc/self/smaps: its range, permissions, file (device and inode), and its resident and own
+    /// (anonymous) pages.
     struct Mapping: Equatable {
         var start: UInt
         var end: UInt
         var permissions: Substring
         var file: Substring
+        var residentKiB: Int?
         var anonymousKiB: Int?
     }
 
-    /// The mappings `release()` drops, from the text of /proc/self/smaps: those of the executable (the file mapped
-    /// where the kernel says the program's entry point is, AT_ENTRY: no path to read), not writable, private, with
-    /// no anonymous page. A mapping whose Anonymous line is missing or unreadable is kept.
-    static func releasable(smaps text: String, entryPoint: UInt) -> [Mapping] {
+    /// The mappings of /proc/self/smaps' text, with their Rss and Anonymous lines (nil where missing).
+    static func mappings(smaps text: String) -> [Mapping] {
         var mappings: [Mapping] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
             let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
             guard let first = fields.first else { continue }
             if first.hasSuffix(":") {
-                if first == "Anonymous:", fields.count >= 2, !mappings.isEmpty {
-                    mappings[mappings.count - 1].anonymousKiB = Int(fields[1])
-                }
+                guard fields.count >= 2, !mappings.isEmpty else { continue }
+                if first == "Rss:" { mappings[mappings.count - 1].residentKiB = Int(fields[1]) }
+                if first == "Anonymous:" { mappings[mappings.count - 1].anonymousKiB = Int(fields[1]) }
                 continue
             }
             // A header: start-end perms offset dev inode [path].
@@ -99,31 +99,22 @@ public final class StartupPages {
                   let start = UInt(range[0], radix: 16), let end = UInt(range[1], radix: 16), end > start else { continue }
             // Device and inode ("fe:00 5334847"); inode 0 is an anonymous mapping.
             let file: Substring = fields[4] == "0" ? "" : line[fields[3].startIndex..<fields[4].endIndex]
-            mappings.append(Mapping(start: start, end: end, permissions: fields[1], file: file, anonymousKiB: nil))
+            mappings.append(Mapping(start: start, end: end, permissions: fields[1], file: file))
         }
+        return mappings
+    }
+
+    /// The mappings `release()` drops, from the text of /proc/self/smaps: those of the executable (the file mapped
+    /// where the kernel says the program's entry point is, AT_ENTRY: no path to read), not writable, private, with
+    /// no anonymous page. A mapping whose Anonymous line is missing or unreadable is kept.
+    static func releasable(smaps text: String, entryPoint: UInt) -> [Mapping] {
+        let mappings = Self.mappings(smaps: text)
         guard let program = mappings.first(where: { $0.start <= entryPoint && entryPoint < $0.end }),
               !program.file.isEmpty else { return [] }
         return mappings.filter { mapping in
             mapping.file == program.file && mapping.permissions.hasPrefix("r") && mapping.permissions.hasSuffix("p")
                 && !mapping.permissions.contains("w") && mapping.anonymousKiB == 0
         }
-    }
-
-    /// The whole of a /proc file opened earlier, read again from its start (each read is a new snapshot).
-    static func readAll(_ fd: Int32) -> String? {
-        guard lseek(fd, 0, SEEK_SET) == 0 else { return nil }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let count = read(fd, &chunk, chunk.count)
-            if count < 0, errno == EINTR { continue }
-            guard count >= 0 else { return nil }
-            if count == 0 { break }
-            bytes += chunk[0..<count]
-            // A process's smaps is tens of KiB; past 4 MiB something is wrong, and partial text would do.
-            if bytes.count > 4 << 20 { return nil }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Where the program's entry point is (AT_ENTRY): inside the executable's code mapping.
