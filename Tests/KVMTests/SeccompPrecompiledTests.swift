@@ -1,4 +1,5 @@
 import CSeccomp
+import Foundation
 import Testing
 @testable import Swiftlet
 #if canImport(Glibc)
@@ -59,17 +60,10 @@ struct SeccompPrecompiledTests {
     func includeFileMatchesThePolicy() throws {
         let expected = try Self.render()
         if getenv("SWIFTLET_WRITE_SECCOMP_FILTERS") != nil {
-            let fd = open(Self.includePath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            try #require(fd >= 0, "cannot write \(Self.includePath)")
-            defer { close(fd) }
-            let bytes = Array(expected.utf8)
-            #expect(write(fd, bytes, bytes.count) == bytes.count)
+            try expected.write(toFile: Self.includePath, atomically: true, encoding: .utf8)
             return
         }
-        let fd = open(Self.includePath, O_RDONLY | O_CLOEXEC)
-        try #require(fd >= 0, "cannot read \(Self.includePath)")
-        defer { close(fd) }
-        let text = try #require(StartupPages.readAll(fd))
+        let text = try String(contentsOfFile: Self.includePath, encoding: .utf8)
         #expect(text == expected, "Sources/CSeccomp/seccomp_filters.inc is not the current policy's compilation: \(Self.fix)")
     }
 

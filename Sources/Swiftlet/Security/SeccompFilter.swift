@@ -53,63 +53,36 @@ public enum SeccompError: Error, Equatable, CustomStringConvertible {
 /// A seccomp-BPF allow-list, compiled by libseccomp (the library runc, crun and QEMU use): it resolves names to
 /// numbers, checks the architecture in the generated program (a 32-bit `int $0x80` or an x32 call does not slip
 /// past the x86-64 numbers) and orders the comparisons. We chose it over hand-written BPF for exactly those
-/// details; it is linked statically into the release binary (libseccomp.a).
+/// details. It compiles the policy when the project is built (`scripts/gen-seccomp-filters`); a VM's start loads
+/// the programs (`SeccompPrecompiled`), and the tests compile the policy again to check them.
 public struct SeccompFilter: Sendable {
     public let rules: [SyscallRule]
 
     public init(rules: [SyscallRule]) { self.rules = rules }
 
-    /// Installs the filter on the calling thread (or, with `allThreads`, on every thread of the process:
-    /// SECCOMP_FILTER_FLAG_TSYNC). Filters stack: a call must pass every filter installed so far. Sets
-    /// PR_SET_NO_NEW_PRIVS first, which seccomp requires of an unprivileged caller.
-    public func install(action: SeccompAction, allThreads: Bool = false) throws(SeccompError) {
-        if action == .trap { try Self.installViolationReporter() }
-        let context = try makeContext(action: action, allThreads: allThreads)
-        defer { seccomp_release(context) }
-        try check(seccomp_load(context), "seccomp_load")
-    }
-
     /// The BPF program libseccomp makes of the rules (`struct sock_filter` entries, as the kernel takes them):
     /// what `scripts/gen-seccomp-filters` compiles in, and what the tests compare the compiled-in programs with.
     public func bpfProgram(action: SeccompAction) throws(SeccompError) -> [UInt8] {
-        let context = try makeContext(action: action, allThreads: false)
+        guard let context = seccomp_init(action.libseccompAction) else {
+            throw .libseccomp(operation: "seccomp_init", errno: ENOMEM)
+        }
         defer { seccomp_release(context) }
+        for rule in rules {
+            let number = seccomp_syscall_resolve_name(rule.name)
+            guard number != __NR_SCMP_ERROR else { throw .unknownSyscall(rule.name) }
+            let ruleAction = rule.errno.map { cseccomp_act_errno(UInt16($0)) } ?? cseccomp_act_allow()
+            let parts = rule.comparisons.map(Self.encode)
+            let first = parts.first ?? (0, 0, 0, 0)
+            let second = parts.count > 1 ? parts[1] : (0, 0, 0, 0)
+            try check(cseccomp_rule_add(context, ruleAction, number, UInt32(parts.count),
+                                        first.0, first.1, first.2, first.3, second.0, second.1, second.2, second.3),
+                      "seccomp_rule_add(\(rule.name))")
+        }
         // A kernel program has at most 4096 instructions of 8 bytes.
         var buffer = [UInt8](repeating: 0, count: 4096 * 8)
         let length = cseccomp_export_bpf(context, &buffer, buffer.count)
         guard length >= 0 else { throw .libseccomp(operation: "seccomp_export_bpf", errno: -length) }
         return Array(buffer[0..<Int(length)])
-    }
-
-    static func installViolationReporter() throws(SeccompError) {
-        let result = cseccomp_install_violation_reporter()
-        guard result == 0 else { throw .libseccomp(operation: "sigaction(SIGSYS)", errno: -result) }
-    }
-
-    private func makeContext(action: SeccompAction, allThreads: Bool) throws(SeccompError) -> scmp_filter_ctx {
-        guard let context = seccomp_init(action.libseccompAction) else {
-            throw .libseccomp(operation: "seccomp_init", errno: ENOMEM)
-        }
-        do throws(SeccompError) {
-            if allThreads {
-                try check(seccomp_attr_set(context, SCMP_FLTATR_CTL_TSYNC, 1), "seccomp_attr_set(TSYNC)")
-            }
-            for rule in rules {
-                let number = seccomp_syscall_resolve_name(rule.name)
-                guard number != __NR_SCMP_ERROR else { throw .unknownSyscall(rule.name) }
-                let ruleAction = rule.errno.map { cseccomp_act_errno(UInt16($0)) } ?? cseccomp_act_allow()
-                let parts = rule.comparisons.map(Self.encode)
-                let first = parts.first ?? (0, 0, 0, 0)
-                let second = parts.count > 1 ? parts[1] : (0, 0, 0, 0)
-                try check(cseccomp_rule_add(context, ruleAction, number, UInt32(parts.count),
-                                            first.0, first.1, first.2, first.3, second.0, second.1, second.2, second.3),
-                          "seccomp_rule_add(\(rule.name))")
-            }
-        } catch {
-            seccomp_release(context)
-            throw error
-        }
-        return context
     }
 
     private func check(_ result: Int32, _ operation: String) throws(SeccompError) {

@@ -142,8 +142,9 @@ public enum SeccompPolicy {
     /// threads with no filter of their own (the Swift runtime's pool, NIO's helpers) still have one. Each
     /// thread of a known kind then adds its own, narrower filter on top; a call must pass both.
     public static var process: [SyscallRule] {
-        // Plain arrays and a linear scan (~250 rules, ~110 names): this runs once, cold, on every VM's start, where
-        // building Set and Dictionary types for it cost more than the comparisons.
+        // Plain arrays and a linear scan (~250 rules, ~110 names): order-preserving, and small enough. (It ran at every
+        // VM's start until the filters were compiled when the project is built; now scripts/gen-seccomp-filters and
+        // the tests use it.)
         var merged: [SyscallRule] = []
         for rule in SeccompThreadKind.allCases.flatMap(rules(for:)) + apiServerStart + filterInstallation {
             let unconditional = rule.comparisons.isEmpty && rule.errno == nil

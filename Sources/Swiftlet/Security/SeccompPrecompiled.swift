@@ -30,7 +30,10 @@ enum SeccompPrecompiled {
 
     /// Loads the union (`kind` nil, on every thread: TSYNC) or a thread kind's own filter (the calling thread).
     static func install(_ kind: SeccompThreadKind?, action: SeccompAction) throws(SeccompError) {
-        if action == .trap { try SeccompFilter.installViolationReporter() }
+        if action == .trap {
+            let result = cseccomp_install_violation_reporter()
+            guard result == 0 else { throw .libseccomp(operation: "sigaction(SIGSYS)", errno: -result) }
+        }
         let result = cseccomp_install_precompiled(index(of: kind), actionIndex(action), kind == nil ? 1 : 0)
         if result < 0 {
             throw .libseccomp(operation: "seccomp(SECCOMP_SET_MODE_FILTER) of the \(kind?.rawValue ?? "process") filter",
