@@ -22,6 +22,28 @@ import Testing
         #expect(output.droppedBytes >= UInt64(1 << 19), "dropped \(output.droppedBytes)")
     }
 
+    @Test("every byte that did not reach a full pipe is counted at stop, also those the writer had in hand and the ring never overflowed")
+    func abandonedBytesAreCounted() throws {
+        let pipe = Pipe()   // never read
+        // One page, so that a few KiB fill it; far below the ring's 64 KiB, so nothing is dropped for lack of room.
+        _ = fcntl(pipe.fileHandleForWriting.fileDescriptor, 1031 /* F_SETPIPE_SZ */, 4096)
+        let output = try ConsoleOutput(fd: pipe.fileHandleForWriting.fileDescriptor)
+        try output.start()
+        let total = 4096 + 3000
+        output.write(contentsOf: [UInt8](repeating: 0x78, count: total)[...])
+        // Until the pipe is full: the drain thread is then blocked in write(2) with the rest in hand.
+        var queued: Int32 = 0
+        for _ in 0..<500 {
+            _ = ioctl(pipe.fileHandleForReading.fileDescriptor, UInt(FIONREAD), &queued)
+            if queued >= 4096 { break }
+            usleep(10_000)
+        }
+        output.stop(drainMilliseconds: 100)
+        _ = ioctl(pipe.fileHandleForReading.fileDescriptor, UInt(FIONREAD), &queued)
+        #expect(output.droppedBytes == UInt64(total) - UInt64(queued), "dropped \(output.droppedBytes), in the pipe \(queued)")
+        #expect(output.droppedBytes > 0)
+    }
+
     @Test("what was written before the stop reaches the fd, in order (a crashing guest's last words)")
     func lastWordsArrive() throws {
         let pipe = Pipe()

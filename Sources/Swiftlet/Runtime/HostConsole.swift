@@ -147,6 +147,9 @@ final class ConsoleOutput: ConsoleSink {
         Seccomp.enterThread(.console)
         var chunk = [UInt8](repeating: 0, count: 4096)
         var discarding = false
+        /// Bytes taken from the ring but never written because `stop()` gave up on the reader: counted as dropped
+        /// when the thread ends, so that the stop's report includes them.
+        var abandoned: UInt64 = 0
         while true {
             let (taken, unreported) = ring.withLock { ring -> (Int, UInt64) in
                 let taken = min(ring.count, chunk.count, Self.capacity - ring.start)
@@ -164,20 +167,39 @@ final class ConsoleOutput: ConsoleSink {
                 if wakeup.wait(milliseconds: -1) { _ = wakeup.consume() }
                 continue
             }
-            if discarding || abandon.load(ordering: .acquiring) { continue }
-            if !writeAll(chunk[0..<taken]) { discarding = true }
+            if discarding { continue }
+            if abandon.load(ordering: .acquiring) { abandoned &+= UInt64(taken); continue }
+            switch writeAll(chunk[0..<taken]) {
+            case .written: break
+            case .abandoned(let unwritten): abandoned &+= UInt64(unwritten)
+            case .failed: discarding = true
+            }
+        }
+        if abandoned > 0 {
+            ring.withLock { ring in
+                ring.dropped &+= abandoned
+                ring.droppedUnreported &+= abandoned
+            }
         }
         finished.signal()
     }
 
-    /// Writes `bytes` whole; false (said once in the log) when the fd cannot take output any more.
-    private func writeAll(_ bytes: ArraySlice<UInt8>) -> Bool {
+    private enum WriteOutcome {
+        case written
+        /// `stop()` gave up while the fd took no more: this many bytes were not written.
+        case abandoned(unwritten: Int)
+        /// The fd cannot take output any more (said once in the log).
+        case failed
+    }
+
+    /// Writes `bytes` whole, unless `stop()` gives up on the reader or the fd fails.
+    private func writeAll(_ bytes: ArraySlice<UInt8>) -> WriteOutcome {
         var rest = bytes
         while !rest.isEmpty {
             let written = rest.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if written > 0 { rest = rest.dropFirst(written); continue }
             let error = written < 0 ? errno : EIO
-            if abandon.load(ordering: .acquiring) { return true }   // stopping: the rest is discarded
+            if abandon.load(ordering: .acquiring) { return .abandoned(unwritten: rest.count) }
             switch error {
             case EINTR:
                 continue
@@ -187,13 +209,13 @@ final class ConsoleOutput: ConsoleSink {
                 _ = poll(&entry, 1, 100)
             case EPIPE:
                 logger.warning("console output: the reader has gone (EPIPE); the guest's output is discarded from now on")
-                return false
+                return .failed
             default:
                 logger.warning("console output failed (errno \(error)); the guest's output is discarded from now on")
-                return false
+                return .failed
             }
         }
-        return true
+        return .written
     }
 }
 
