@@ -45,6 +45,25 @@ struct LifecycleTests {
             received += total
             return total
         }
+
+        /// Lets the output already printed reach the pipe (the console's ring empties, then its drain thread's
+        /// last write lands), and discards it.
+        func settle() {
+            for _ in 0..<500 where machine.consoleOutput.pendingBytes > 0 { Thread.sleep(forTimeInterval: 0.01) }
+            Thread.sleep(forTimeInterval: 0.1)
+            _ = drain()
+        }
+
+        /// Waits (up to 10 s: CI's parallel run can keep the vCPU thread off the cores for a while) until the
+        /// guest prints something; the bytes that came.
+        func waitForOutput() -> Int {
+            for _ in 0..<100 {
+                Thread.sleep(forTimeInterval: 0.1)
+                let count = drain()
+                if count > 0 { return count }
+            }
+            return 0
+        }
     }
 
     /// CPU time (user + system clock ticks) of this process's thread named `name`.
@@ -72,12 +91,13 @@ struct LifecycleTests {
         // and their "vcpu0" threads once made this one look alive after its stop (CI's parallel unit phase).
         try machine.start(StartOptions(attachConsoleInput: false, vcpuThreadPrefix: "lifecycle-vcpu"))
         #expect(machine.state == .running)
-        Thread.sleep(forTimeInterval: 0.4)
-        #expect(ticking.drain() > 0, "the guest prints while running")
+        #expect(ticking.waitForOutput() > 0, "the guest prints while running")
 
         try machine.pause()
         #expect(machine.state == .paused)
-        _ = ticking.drain()
+        // What the guest printed before the pause may still be on its way to the pipe (the console's drain
+        // thread writes it): let it arrive before counting from zero.
+        ticking.settle()
         let ticksAtPause = Self.cpuTicks(ofThread: "lifecycle-vcpu0")
         Thread.sleep(forTimeInterval: 0.5)
         #expect(ticking.drain() == 0, "a paused guest prints nothing")
@@ -88,8 +108,7 @@ struct LifecycleTests {
 
         try machine.resume()
         #expect(machine.state == .running)
-        Thread.sleep(forTimeInterval: 0.4)
-        #expect(ticking.drain() > 0, "the guest goes on after resume")
+        #expect(ticking.waitForOutput() > 0, "the guest goes on after resume")
 
         let reason = machine.stop()
         #expect(reason == .stopRequested)
@@ -125,11 +144,27 @@ struct LifecycleTests {
             try machine.resume()
         }
         _ = ticking.drain()
-        Thread.sleep(forTimeInterval: 0.3)
-        #expect(ticking.drain() > 0)
+        #expect(ticking.waitForOutput() > 0)
         try machine.pause()
         #expect(machine.stop() == .stopRequested)
         #expect(machine.state == .stopped)
+    }
+
+    @Test("a vCPU that finds immediate_exit set with no pause wanted (a pause resumed before it got there) clears it and runs on")
+    func staleImmediateExitIsCleared() throws {
+        let ticking = try Ticking()
+        let machine = ticking.machine
+        try machine.start(StartOptions(attachConsoleInput: false))
+        #expect(ticking.waitForOutput() > 0)
+        // What a pause leaves behind when its resume overtakes the vCPU: immediate_exit set, no pause requested.
+        // Before the fix KVM_RUN returned EINTR forever and the guest printed nothing more.
+        for vcpu in machine.vcpus { vcpu.requestImmediateExit(true) }
+        // Past the vCPU's next exit (one '.' takes ~10 ms), then what it printed before is let through.
+        Thread.sleep(forTimeInterval: 0.2)
+        ticking.settle()
+        #expect(ticking.waitForOutput() > 0, "the guest runs on")
+        #expect(machine.state == .running)
+        machine.stop()
     }
 
     @Test("state changes are observable as a stream that ends when the machine ends")

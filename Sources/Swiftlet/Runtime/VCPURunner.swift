@@ -88,7 +88,7 @@ struct VCPURunner: Sendable {
                 if stop.requested.load(ordering: .relaxed) { return }
             case .interrupted:
                 if stop.stopping.load(ordering: .acquiring) { return }
-                if gate.pauseRequested.load(ordering: .acquiring), !parkUntilResumed() { return }
+                if !parkIfPausedThenRunOn() { return }
             case .halt:
                 stop.request(.halted(vcpu: vcpu.id, rip: rip())); return
             case .shutdown:
@@ -120,11 +120,17 @@ struct VCPURunner: Sendable {
         }
     }
 
-    /// Parks this vCPU while the machine is paused (`PauseGate`). Returns false when the machine is stopping.
-    /// On the way out it clears `immediate_exit`, then looks again: a stop or another pause that came in
-    /// meanwhile must not be missed, since its kick may already have been spent.
-    private func parkUntilResumed() -> Bool {
-        guard gate.park(stopping: stop.stopping) else { return false }
+    /// After KVM_RUN returned EINTR: parks this vCPU while the machine is paused (`PauseGate`), then clears
+    /// `immediate_exit` so that the guest runs on. Returns false when the machine is stopping.
+    ///
+    /// The clearing happens also when no pause is wanted any more: a pause that was resumed before this vCPU
+    /// got here left `immediate_exit` set, and KVM_RUN would return EINTR forever (a spinning vCPU whose guest
+    /// never runs: found with 200 pause/resume cycles under load). After clearing it looks again: a stop or
+    /// another pause that came in meanwhile must not be missed, since its kick may already have been spent.
+    private func parkIfPausedThenRunOn() -> Bool {
+        if gate.pauseRequested.load(ordering: .acquiring) {
+            guard gate.park(stopping: stop.stopping) else { return false }
+        }
         vcpu.requestImmediateExit(false)
         if stop.stopping.load(ordering: .acquiring) { return false }
         if gate.pauseRequested.load(ordering: .acquiring) { vcpu.requestImmediateExit(true) }
