@@ -90,7 +90,9 @@ struct ControlPlaneCLITests {
         #expect(try Self.request(socket, "PATCH", "/vm", #"{"state": "Resumed"}"#).status == 204)
         Thread.sleep(forTimeInterval: 1.0)
         let afterResume = Self.cpuTicks(pid: pid, threadsNamed: "vcpu")
-        #expect(afterResume - afterPause >= 20, "the vCPU spins again (\(afterResume - afterPause) ticks in 1 s)")
+        // A low bar (5 ticks, 50 ms of CPU in 1 s) against the paused ≤ 2: in CI's parallel run two cores are
+        // shared by many spinning guests.
+        #expect(afterResume - afterPause >= 5, "the vCPU spins again (\(afterResume - afterPause) ticks in 1 s)")
         #expect(try Self.request(socket, "GET", "/").body.contains("\"state\":\"Running\""))
 
         vmm.process.terminate()

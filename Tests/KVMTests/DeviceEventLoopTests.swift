@@ -36,9 +36,12 @@ struct DeviceEventLoopTests {
         let first = try EventFD(), second = try EventFD()
         let polled = Mutex<[Int32]>([]), deadline = Mutex<ContinuousClock.Instant?>(nil)
         let calls = Mutex<[[Int32]]>([])
+        let lastAsked = Mutex<[Int32]?>(nil)   // the fds the loop was last told to poll
         loop.addGroup(interest: {
-            DeviceEventLoop.Interest(descriptors: polled.withLock { $0 }.map { .init(fd: $0, events: Int16(POLLIN)) },
-                                     deadline: deadline.withLock { $0 })
+            let fds = polled.withLock { $0 }
+            lastAsked.withLock { $0 = fds }
+            return DeviceEventLoop.Interest(descriptors: fds.map { .init(fd: $0, events: Int16(POLLIN)) },
+                                            deadline: deadline.withLock { $0 })
         }, handler: { ready in
             for descriptor in ready where descriptor.fd == first.fd.rawValue { _ = first.consume() }
             for descriptor in ready where descriptor.fd == second.fd.rawValue { _ = second.consume() }
@@ -57,10 +60,11 @@ struct DeviceEventLoopTests {
         loop.reconsider()
         #expect(wait { calls.withLock { $0 } == [[first.fd.rawValue]] })
 
-        // Switch to the other fd and let the loop start a round with it before signalling both.
+        // Switch to the other fd and let the loop start a round with it before signalling both (waiting for the
+        // loop to ask again, not for a fixed time: on a loaded CI host the loop thread may not run for a while).
         polled.withLock { $0 = [second.fd.rawValue] }
         loop.reconsider()
-        Thread.sleep(forTimeInterval: 0.1)
+        #expect(wait { lastAsked.withLock { $0 } == [second.fd.rawValue] })
         calls.withLock { $0 = [] }
         first.signal()
         second.signal()
@@ -166,8 +170,9 @@ struct DeviceEventLoopTests {
         loops.resume()
     }
 
+    /// Up to 10 s: generous, because in CI's parallel run the loop thread can wait long for a core.
     private func wait(_ condition: () -> Bool) -> Bool {
-        for _ in 0..<200 where !condition() { Thread.sleep(forTimeInterval: 0.01) }
+        for _ in 0..<1000 where !condition() { Thread.sleep(forTimeInterval: 0.01) }
         return condition()
     }
 }
