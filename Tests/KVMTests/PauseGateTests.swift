@@ -30,13 +30,19 @@ import Testing
         }
     }
 
-    @Test("a pause right after a resume waits for the vCPU to park again: one still leaving the last pause does not count")
-    func aPauseCountsOnlyVCPUsParkedInIt() throws {
+    /// A gate paused with one fake vCPU parked in it, which will park `parks` times in all.
+    static func pausedWithOneVCPU(parks: Int) throws -> (PauseGate, FakeVCPU) {
         let gate = try PauseGate()
         let vcpu = FakeVCPU(gate: gate)
         gate.requestPause()
-        vcpu.start(parks: 2)
+        vcpu.start(parks: parks)
         #expect(gate.waitUntilParked(total: 1, milliseconds: 10_000))
+        return (gate, vcpu)
+    }
+
+    @Test("a pause right after a resume waits for the vCPU to park again: one still leaving the last pause does not count")
+    func aPauseCountsOnlyVCPUsParkedInIt() throws {
+        let (gate, vcpu) = try Self.pausedWithOneVCPU(parks: 2)
 
         gate.resume()
         gate.requestPause()   // before the vCPU thread has run again
@@ -89,11 +95,7 @@ import Testing
 
     @Test("a stop wakes a parked vCPU, which then ends")
     func stopWakesParkedVCPUs() throws {
-        let gate = try PauseGate()
-        let vcpu = FakeVCPU(gate: gate)
-        gate.requestPause()
-        vcpu.start(parks: 1)
-        #expect(gate.waitUntilParked(total: 1, milliseconds: 10_000))
+        let (gate, vcpu) = try Self.pausedWithOneVCPU(parks: 1)
         vcpu.stopping.store(true, ordering: .releasing)
         gate.wakeForStop()
         #expect(vcpu.leftPark.wait(timeout: .now() + 10) == .success)
