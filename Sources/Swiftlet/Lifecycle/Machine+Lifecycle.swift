@@ -216,7 +216,6 @@ extension Machine {
     public func waitUntilStopped(timeout: Double? = nil, releaseStartupPagesAfter releaseDelay: Double? = nil) -> StopReason {
         // Opened before this thread's filter, which has no open.
         let startupPages = releaseDelay == nil ? nil : StartupPages()
-        var startupPagesReleased = false
         // The caller (the CLI's main thread) only waits from here on: its own seccomp filter.
         Seccomp.enterThread(.main)
         var signalSet = TerminationSignals.set
@@ -226,20 +225,21 @@ extension Machine {
                    pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
         let start = BootTimeline.now()
         let deadline = timeout.map { start + Self.nanoseconds($0) }
-        let releaseAt = releaseDelay.map { start + Self.nanoseconds($0) }
+        // When to release; nil once released (or with nothing to release).
+        var releaseAt = startupPages == nil ? nil : releaseDelay.map { start + Self.nanoseconds($0) }
         while true {
             if let reason = stopReason { return reason }
             let now = BootTimeline.now()
             if let deadline, now >= deadline { stopController.request(.timedOut) }
-            if let startupPages, !startupPagesReleased, let releaseAt, now >= releaseAt {
+            if let startupPages, let due = releaseAt, now >= due {
                 startupPages.release()
-                startupPagesReleased = true
+                releaseAt = nil
             }
             // Wake at whichever of the two comes first (a timed-out machine is only waited for). No allocation
             // here: this runs right after the start-up pages are released.
             var wakeAt = UInt64.max
             if let deadline, deadline > now { wakeAt = deadline }
-            if startupPages != nil, !startupPagesReleased, let releaseAt { wakeAt = min(wakeAt, releaseAt) }
+            if let releaseAt { wakeAt = min(wakeAt, releaseAt) }
             let waitMilliseconds = wakeAt == .max ? -1 : Int32(min((wakeAt - now) / 1_000_000 + 1, UInt64(Int32.max)))
             let ready = poll(&fds, signalFD >= 0 ? 2 : 1, waitMilliseconds)
             if ready < 0, errno != EINTR { stopController.request(.hostError("poll failed: errno \(errno)")) }
